@@ -1,0 +1,2 @@
+needAcct()
+return 1

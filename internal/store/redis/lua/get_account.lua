@@ -1,0 +1,2 @@
+needAcct()
+return redis.call('HMGET', A, 'primary', 'addrs', 'created', 'quota', 'used')
