@@ -1,0 +1,16 @@
+// Package bridge is the client side of sMessenger: the user's account on
+// this machine. It holds the OpenPGP private key (passphrase-protected, in a
+// vault), enrols the device with the server, keeps a local encrypted cache of
+// the account's mailboxes in sync with the server's event log, decrypts
+// sealed and externally encrypted mail, and offers the mailbox View that the
+// IMAP and SMTP front ends consume.
+//
+// Standards: messages are RFC 5322 / MIME (RFC 2045); OpenPGP is RFC 4880 /
+// RFC 9580 through package pgp; externally encrypted mail is PGP/MIME
+// (RFC 3156) or inline, with protected headers (RFC 9788) restored; the
+// signature result is added in an Authentication-Results header field
+// (RFC 8601) with the method "x-smessenger-pgp". Mailbox semantics (UIDs,
+// UIDVALIDITY, flags) follow IMAP4rev2 (RFC 9051); the key derivation for the
+// vault is Argon2id (RFC 9106) and records are sealed with
+// XChaCha20-Poly1305 (RFC 8439 and its extended-nonce variant).
+package bridge

@@ -1,0 +1,79 @@
+package bridge
+
+import (
+	"context"
+	"slices"
+	"sort"
+
+	"smessenger/internal/store"
+)
+
+const flagSeen = `\Seen`
+
+// info builds a MailboxInfo from the index; the caller holds a.mu.
+func (b *mbox) view() MailboxInfo {
+	mi := MailboxInfo{
+		Name: b.info.Name, SpecialUse: b.info.SpecialUse, Subscribed: b.info.Subscribed,
+		UIDValidity: b.info.UIDValidity, UIDNext: b.info.UIDNext, Messages: uint32(len(b.msgs)),
+	}
+	if mi.SpecialUse == store.SpecialInbox {
+		mi.SpecialUse = ""
+	}
+	for _, e := range b.msgs {
+		mi.Size += e.size
+		if !slices.Contains(e.flags, flagSeen) {
+			mi.Unseen++
+		}
+	}
+	if n := len(b.msgs); n > 0 && b.msgs[n-1].uid >= mi.UIDNext {
+		mi.UIDNext = b.msgs[n-1].uid + 1
+	}
+	if mi.UIDNext == 0 {
+		mi.UIDNext = 1
+	}
+	return mi
+}
+
+// Mailboxes lists all mailboxes from the cache, INBOX first, then by name.
+func (a *Account) Mailboxes(ctx context.Context) ([]MailboxInfo, error) {
+	a.mu.RLock()
+	out := make([]MailboxInfo, 0, len(a.boxes))
+	for _, b := range a.boxes {
+		out = append(out, b.view())
+	}
+	a.mu.RUnlock()
+	sort.Slice(out, func(i, j int) bool {
+		if (out[i].Name == "INBOX") != (out[j].Name == "INBOX") {
+			return out[i].Name == "INBOX"
+		}
+		return out[i].Name < out[j].Name
+	})
+	return out, nil
+}
+
+// Mailbox returns one mailbox from the cache.
+func (a *Account) Mailbox(ctx context.Context, name string) (MailboxInfo, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	b, err := a.lookup(name)
+	if err != nil {
+		return MailboxInfo{}, err
+	}
+	return b.view(), nil
+}
+
+// Messages lists a mailbox's messages in UID order from the cache. The
+// returned slices and summaries are shared and must not be modified.
+func (a *Account) Messages(ctx context.Context, mailbox string) ([]MessageInfo, error) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	b, err := a.lookup(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]MessageInfo, len(b.msgs))
+	for i, e := range b.msgs {
+		out[i] = MessageInfo{UID: e.uid, Flags: e.flags, InternalDate: e.date, Size: e.size, Summary: e.sum}
+	}
+	return out, nil
+}

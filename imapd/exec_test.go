@@ -1,0 +1,5 @@
+package imapd
+
+import "os/exec"
+
+var execLookPath = exec.LookPath

@@ -1,0 +1,196 @@
+package imapd
+
+import (
+	"bytes"
+	"io"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+)
+
+// Fetch implements imapserver.Session. Items answered from the header-blob
+// summary never touch View.Body; anything else loads the body once per
+// message and cuts sections out of it.
+func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
+	ts := s.resolve(numSet)
+	if err := s.markSeen(ts, options); err != nil {
+		return err
+	}
+	for _, t := range ts {
+		if err := s.fetchOne(w, t, options); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// markSeen sets \Seen on messages whose body is fetched without PEEK
+// (RFC 9051 6.4.5), in one view call, before anything is written.
+func (s *session) markSeen(ts []target, options *imap.FetchOptions) error {
+	if s.sel.readOnly || !setsSeen(options) {
+		return nil
+	}
+	var uids []uint32
+	for _, t := range ts {
+		if !hasFlag(t.msg.Flags, string(imap.FlagSeen)) {
+			uids = append(uids, t.msg.UID)
+		}
+	}
+	if len(uids) == 0 {
+		return nil
+	}
+	seen := []string{string(imap.FlagSeen)}
+	if err := s.view.StoreFlags(s.ctx, s.sel.st.key.mailbox, uids, flagsAdd, seen); err != nil {
+		return s.toIMAP("fetch", err, false)
+	}
+	for i := range ts {
+		if !hasFlag(ts[i].msg.Flags, string(imap.FlagSeen)) {
+			ts[i].msg.Flags = applyFlags(ts[i].msg.Flags, flagsAdd, seen)
+			s.sel.st.setFlags(ts[i].msg.UID, ts[i].msg.Flags, s.sel.tr)
+		}
+	}
+	options.Flags = true // the client must learn of the change
+	return nil
+}
+
+func setsSeen(options *imap.FetchOptions) bool {
+	for _, bs := range options.BodySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	for _, bs := range options.BinarySection {
+		if !bs.Peek {
+			return true
+		}
+	}
+	return false
+}
+
+// needsBody says whether any requested item needs more than the summary.
+func needsBody(options *imap.FetchOptions, t target) bool {
+	if t.msg.Summary == nil && (options.Envelope || options.BodyStructure != nil) {
+		return true
+	}
+	if len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
+		return true
+	}
+	for _, bs := range options.BodySection {
+		if !headerOnly(bs) || t.msg.Summary == nil {
+			return true
+		}
+	}
+	return false
+}
+
+// headerOnly is true for BODY[HEADER], BODY[HEADER.FIELDS (…)] and
+// BODY[HEADER.FIELDS.NOT (…)] of the top-level message.
+func headerOnly(bs *imap.FetchItemBodySection) bool {
+	return len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierHeader
+}
+
+func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions) error {
+	var body []byte
+	if needsBody(options, t) {
+		b, err := s.view.Body(s.ctx, s.sel.st.key.mailbox, t.msg.UID)
+		if err != nil {
+			// Expunged meanwhile, or the cache is unreachable: skip this
+			// message rather than failing the whole FETCH.
+			s.srv.log.Warn("imapd: body unavailable for FETCH", "err", err)
+			return nil
+		}
+		body = b
+	}
+	rw := w.CreateMessage(t.seq)
+	if options.UID {
+		rw.WriteUID(imap.UID(t.msg.UID))
+	}
+	if options.Flags {
+		rw.WriteFlags(toFlags(t.msg.Flags))
+	}
+	if options.InternalDate {
+		rw.WriteInternalDate(t.msg.InternalDate)
+	}
+	if options.RFC822Size {
+		rw.WriteRFC822Size(t.msg.Size)
+	}
+	if options.Envelope {
+		rw.WriteEnvelope(envelopeOf(t.msg.Summary, body))
+	}
+	if options.BodyStructure != nil {
+		rw.WriteBodyStructure(bodyStructureOf(t.msg.Summary, body))
+	}
+	for _, bs := range options.BodySection {
+		var data []byte
+		switch {
+		case headerOnly(bs) && t.msg.Summary != nil:
+			data = headerSection(t.msg.Summary.Header, bs)
+		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
+			data = partial(body, bs.Partial) // BODY[]: no parsing at all
+		default:
+			data = imapserver.ExtractBodySection(bytes.NewReader(body), bs)
+		}
+		if err := writeLiteral(rw.WriteBodySection(bs, int64(len(data))), data); err != nil {
+			return err
+		}
+	}
+	for _, bs := range options.BinarySection {
+		data := imapserver.ExtractBinarySection(bytes.NewReader(body), bs)
+		if err := writeLiteral(rw.WriteBinarySection(bs, int64(len(data))), data); err != nil {
+			return err
+		}
+	}
+	for _, bss := range options.BinarySectionSize {
+		rw.WriteBinarySectionSize(bss, imapserver.ExtractBinarySectionSize(bytes.NewReader(body), bss))
+	}
+	return rw.Close()
+}
+
+func writeLiteral(wc io.WriteCloser, data []byte) error {
+	if _, err := wc.Write(data); err != nil {
+		wc.Close()
+		return err
+	}
+	return wc.Close()
+}
+
+// partial cuts <offset.size> out of b (RFC 9051 6.4.5).
+func partial(b []byte, p *imap.SectionPartial) []byte {
+	if p == nil {
+		return b
+	}
+	if p.Offset >= int64(len(b)) || p.Offset < 0 {
+		return nil
+	}
+	end := p.Offset + p.Size
+	if end > int64(len(b)) || p.Size < 0 {
+		end = int64(len(b))
+	}
+	return b[p.Offset:end]
+}
+
+// headerSection answers BODY[HEADER…] from the cached header section. The
+// header is given an empty body so the section keeps its closing blank line.
+func headerSection(header []byte, bs *imap.FetchItemBodySection) []byte {
+	h := terminateHeader(header)
+	if len(bs.HeaderFields) == 0 && len(bs.HeaderFieldsNot) == 0 {
+		return partial(h, bs.Partial)
+	}
+	return imapserver.ExtractBodySection(bytes.NewReader(h), bs)
+}
+
+// terminateHeader makes sure a header section ends with the empty line that
+// separates it from the body.
+func terminateHeader(h []byte) []byte {
+	switch {
+	case len(h) == 0:
+		return []byte("\r\n")
+	case bytes.HasSuffix(h, []byte("\r\n\r\n")), bytes.HasSuffix(h, []byte("\n\n")):
+		return h
+	case bytes.HasSuffix(h, []byte("\r\n")):
+		return append(h[:len(h):len(h)], '\r', '\n')
+	case bytes.HasSuffix(h, []byte("\n")):
+		return append(h[:len(h):len(h)], '\n')
+	}
+	return append(h[:len(h):len(h)], "\r\n\r\n"...)
+}

@@ -1,0 +1,302 @@
+package imapd
+
+import (
+	"context"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/emersion/go-imap/v2"
+	"github.com/emersion/go-imap/v2/imapserver"
+
+	"smessenger/bridge"
+)
+
+// stateKey names one mailbox of one account.
+type stateKey struct {
+	view    bridge.View
+	mailbox string
+}
+
+// mailboxState is the server-side view of a selected mailbox, shared by every
+// session of the account that selected it: the message list in UID order, in
+// step with one imapserver.MailboxTracker that turns changes into the
+// EXISTS / EXPUNGE / FETCH FLAGS responses each session owes its client.
+//
+// Lock order: mu, then the tracker's own locks. Every tracker Queue* call is
+// made with mu held for writing, and every Encode/DecodeSeqNum with mu held
+// for reading, so sequence numbers and msgs never disagree.
+type mailboxState struct {
+	srv  *Server
+	key  stateKey
+	refs int // guarded by srv.mu
+
+	mu      sync.RWMutex
+	msgs    []bridge.MessageInfo
+	maxUID  uint32 // highest UID ever shown: older ones are never re-added
+	deleted bool
+	tracker *imapserver.MailboxTracker
+	idlers  map[chan struct{}]struct{} // sessions in IDLE, woken after each change
+
+	cancelWatch func()
+	done        chan struct{}
+}
+
+// acquire returns the shared state of (view, mailbox), creating and loading
+// it on first use. Release it with release.
+func (s *Server) acquire(ctx context.Context, view bridge.View, mailbox string) (*mailboxState, error) {
+	key := stateKey{view: view, mailbox: mailbox}
+	s.mu.Lock()
+	if st, ok := s.states[key]; ok {
+		st.refs++
+		s.mu.Unlock()
+		return st, nil
+	}
+	s.mu.Unlock()
+
+	// Watch before listing so nothing that happens in between is missed;
+	// applying an update twice is harmless.
+	updates, cancel := view.Watch(mailbox)
+	msgs, err := view.Messages(ctx, mailbox)
+	if err != nil {
+		cancel()
+		drain(updates)
+		return nil, err
+	}
+	st := &mailboxState{srv: s, key: key, refs: 1, msgs: msgs, cancelWatch: cancel,
+		done: make(chan struct{}), idlers: map[chan struct{}]struct{}{}, tracker: imapserver.NewMailboxTracker(uint32(len(msgs)))}
+	if n := len(msgs); n > 0 {
+		st.maxUID = msgs[n-1].UID
+	}
+
+	s.mu.Lock()
+	if other, ok := s.states[key]; ok {
+		// Another session loaded it meanwhile; use that one.
+		other.refs++
+		s.mu.Unlock()
+		cancel()
+		drain(updates)
+		return other, nil
+	}
+	s.states[key] = st
+	s.mu.Unlock()
+	go st.watch(updates)
+	return st, nil
+}
+
+func drain(ch <-chan bridge.Update) {
+	go func() {
+		for range ch {
+		}
+	}()
+}
+
+// release drops one reference; the last one stops the watcher.
+func (s *Server) release(st *mailboxState) {
+	s.mu.Lock()
+	st.refs--
+	last := st.refs == 0
+	if last && s.states[st.key] == st {
+		delete(s.states, st.key)
+	}
+	s.mu.Unlock()
+	if last {
+		st.stop()
+	}
+}
+
+func (st *mailboxState) stop() {
+	st.cancelWatch()
+	<-st.done
+}
+
+// watch applies the view's updates until the channel is closed. Updates that
+// are already queued are applied together, so a burst (a first sync) costs
+// one listing instead of one per message.
+func (st *mailboxState) watch(updates <-chan bridge.Update) {
+	defer close(st.done)
+	for u := range updates {
+		batch := []bridge.Update{u}
+	more:
+		for len(batch) < 4096 {
+			select {
+			case u2, ok := <-updates:
+				if !ok {
+					break more
+				}
+				batch = append(batch, u2)
+			default:
+				break more
+			}
+		}
+		st.safeApply(batch)
+	}
+}
+
+// safeApply keeps the watcher alive across a panic in one batch; the panic
+// is counted so tests fail.
+func (st *mailboxState) safeApply(batch []bridge.Update) {
+	defer func() {
+		if v := recover(); v != nil {
+			st.srv.recovered("mailbox watcher", v)
+		}
+	}()
+	st.apply(batch)
+}
+
+func (st *mailboxState) apply(batch []bridge.Update) {
+	added := false
+	for _, u := range batch {
+		switch u.Kind {
+		case bridge.UpdateAdded:
+			added = true
+		case bridge.UpdateFlags:
+			st.setFlags(u.UID, u.Flags, nil)
+		case bridge.UpdateExpunged:
+			st.expunge([]uint32{u.UID})
+		case bridge.UpdateMailboxDeleted:
+			st.mu.Lock()
+			st.deleted = true
+			st.mu.Unlock()
+			st.expunge(st.allUIDs())
+		}
+	}
+	if added {
+		msgs, err := st.key.view.Messages(st.srv.ctx, st.key.mailbox)
+		if err != nil {
+			st.srv.log.Warn("imapd: listing after an update failed", "err", err)
+			return
+		}
+		st.addNew(msgs)
+	}
+}
+
+func (st *mailboxState) allUIDs() []uint32 {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	uids := make([]uint32, len(st.msgs))
+	for i, m := range st.msgs {
+		uids[i] = m.UID
+	}
+	return uids
+}
+
+// addNew appends the messages of list (a full listing in UID order) that are
+// newer than anything shown so far. Sequence numbers only grow at the end, so
+// a UID below maxUID that was never shown (a race with our own expunge) is
+// left for the next SELECT.
+func (st *mailboxState) addNew(list []bridge.MessageInfo) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.deleted {
+		return
+	}
+	i := sort.Search(len(list), func(i int) bool { return list[i].UID > st.maxUID })
+	for _, m := range list[i:] {
+		st.msgs = append(st.msgs, m)
+		st.maxUID = m.UID
+		// One EXISTS per message: SessionTracker.EncodeSeqNum only hides
+		// unannounced messages correctly for increments of one.
+		st.tracker.QueueNumMessages(uint32(len(st.msgs)))
+	}
+	st.wake()
+}
+
+// wake tells idling sessions to poll their trackers. Call with mu held.
+func (st *mailboxState) wake() {
+	for ch := range st.idlers {
+		select {
+		case ch <- struct{}{}:
+		default: // a wake-up is already pending; it will see this change too
+		}
+	}
+}
+
+// index returns the position of uid in msgs, or -1. Call with mu held.
+func (st *mailboxState) index(uid uint32) int {
+	i, ok := slices.BinarySearchFunc(st.msgs, uid, func(m bridge.MessageInfo, u uint32) int {
+		return int(int64(m.UID) - int64(u))
+	})
+	if !ok {
+		return -1
+	}
+	return i
+}
+
+// setFlags records uid's new flags and tells every session but source.
+// Unchanged flags (the echo of our own STORE) are not announced again.
+func (st *mailboxState) setFlags(uid uint32, flags []string, source *imapserver.SessionTracker) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	i := st.index(uid)
+	if i < 0 || sameFlags(st.msgs[i].Flags, flags) {
+		return
+	}
+	st.msgs[i].Flags = slices.Clone(flags)
+	st.tracker.QueueMessageFlags(uint32(i+1), imap.UID(uid), toFlags(flags), source)
+	st.wake()
+}
+
+// expunge removes uids and queues an EXPUNGE for each, highest sequence
+// number first so every number queued is still valid when it is queued.
+func (st *mailboxState) expunge(uids []uint32) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	var pos []int
+	for _, u := range uids {
+		if i := st.index(u); i >= 0 {
+			pos = append(pos, i)
+		}
+	}
+	if len(pos) == 0 {
+		return
+	}
+	sort.Sort(sort.Reverse(sort.IntSlice(pos)))
+	pos = slices.Compact(pos)
+	for _, i := range pos {
+		st.tracker.QueueExpunge(uint32(i + 1))
+	}
+	gone := make(map[int]bool, len(pos))
+	for _, i := range pos {
+		gone[i] = true
+	}
+	kept := st.msgs[:0]
+	for i, m := range st.msgs {
+		if !gone[i] {
+			kept = append(kept, m)
+		}
+	}
+	clear(st.msgs[len(kept):])
+	st.msgs = kept
+	st.wake()
+}
+
+func sameFlags(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !hasFlag(b, f) {
+			return false
+		}
+	}
+	return true
+}
+
+func hasFlag(flags []string, f string) bool {
+	for _, g := range flags {
+		if strings.EqualFold(g, f) {
+			return true
+		}
+	}
+	return false
+}
+
+func toFlags(flags []string) []imap.Flag {
+	out := make([]imap.Flag, len(flags))
+	for i, f := range flags {
+		out[i] = imap.Flag(f)
+	}
+	return out
+}
