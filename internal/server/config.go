@@ -26,7 +26,7 @@ type Config struct {
 	// APIListen is the bridge API's TCP address (TLS + Noise).
 	APIListen string `toml:"api_listen"`
 	// WKDListen is the public HTTPS address for WKD; empty disables it.
-	WKDListen string `toml:"wkd_listen"`
+	WKDListen string `toml:"wkd_listen,omitempty"`
 	// WKDPlainHTTP serves WKD without TLS, for a node behind a TLS-
 	// terminating reverse proxy.
 	WKDPlainHTTP bool `toml:"wkd_plain_http"`
@@ -44,20 +44,20 @@ type Config struct {
 	// HandshakesPerMinute bounds new API connections per source address
 	// (state in memory only, keyed by a rotating keyed hash). 0: default
 	// 120; negative: unlimited.
-	HandshakesPerMinute int `toml:"handshakes_per_minute"`
+	HandshakesPerMinute int `toml:"handshakes_per_minute,omitempty"`
 	// HandshakeTimeout bounds TLS + Noise handshakes; 0: channel default.
-	HandshakeTimeout time.Duration `toml:"handshake_timeout"`
+	HandshakeTimeout time.Duration `toml:"handshake_timeout,omitempty"`
 	// TokenTTL is the lifetime of enrolment tokens; 0: 7 days.
-	TokenTTL time.Duration `toml:"token_ttl"`
+	TokenTTL time.Duration `toml:"token_ttl,omitempty"`
 	// Limits bound every API request.
-	Limits api.Limits `toml:"limits"`
+	Limits api.Limits `toml:"limits,omitempty"`
 }
 
 // StoreConfig selects the store backend.
 type StoreConfig struct {
-	Backend  string `toml:"backend"`   // "bolt" (default) or "redis"
-	BoltPath string `toml:"bolt_path"` // relative to DataDir; default "store.db"
-	RedisURL string `toml:"redis_url"` // redis://… or unix://…
+	Backend  string `toml:"backend"`             // "bolt" (default) or "redis"
+	BoltPath string `toml:"bolt_path,omitempty"` // relative to DataDir; default "store.db"
+	RedisURL string `toml:"redis_url,omitempty"` // redis://… or unix://…
 }
 
 // Defaults of Config.
