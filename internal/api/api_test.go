@@ -371,4 +371,3 @@ func testCrossAccount(t *testing.T, alice, bob *servertest.User) {
 		t.Fatal("bob lost his mailbox")
 	}
 }
-

@@ -1,0 +1,232 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"smessenger/internal/store"
+	"smessenger/pgp"
+)
+
+// sendPlan is everything a submission commits, built before anything is
+// committed so that a refusal or an encryption failure changes nothing.
+type sendPlan struct {
+	internal   []route
+	deliveries []Delivery
+	submits    []submission
+}
+
+// submission is one payload for the server's outbound queue.
+type submission struct {
+	rcpts   []route
+	payload []byte
+}
+
+func addrsOf(rs []route) []string {
+	out := make([]string, len(rs))
+	for i, r := range rs {
+		out[i] = r.addr
+	}
+	return out
+}
+
+// Send routes a submitted message from the account's address from to
+// rcpts (the envelope), then files the sender's copy in Sent. It returns
+// nil only when every recipient's copy and the Sent copy are committed on
+// the server. A refusal is a *SendError naming the recipient; nothing is
+// committed then. If a commit fails half-way, a retry of the same message
+// (same Message-ID, within the Sent window) skips the recipients already
+// served, so nobody gets it twice.
+func (r *Router) Send(ctx context.Context, from string, rcpts []string, raw []byte) error {
+	if !r.IsOwnAddress(from) {
+		return &SendError{Address: from, Reason: "is not an address of this account", Err: ErrNotOwnAddress}
+	}
+	o, err := prepareOutgoing(raw, r.now(), from)
+	if err != nil {
+		return &SendError{Reason: "the message is malformed: " + strings.TrimPrefix(err.Error(), ErrBadMessage.Error()+": "),
+			Err: err}
+	}
+	plan, err := r.plan(ctx, from, rcpts, o)
+	if err != nil {
+		return err
+	}
+	if err := r.commit(ctx, from, o.messageID, plan); err != nil {
+		return err
+	}
+	if _, ok := r.dedup.sentUID(o.messageID); ok {
+		return nil // a retry: the Sent copy is already there
+	}
+	uid, err := r.appendSent(ctx, o.sent)
+	if err != nil {
+		r.log.Warn("bridge: Sent copy not stored", "err", err)
+		return &SendError{Reason: "the message was sent but its copy could not be filed in Sent; try again",
+			Temporary: true, Err: errors.Join(ErrSendFailed, err)}
+	}
+	r.dedup.markSent(o.messageID, uid)
+	return nil
+}
+
+// plan resolves every recipient and builds every payload.
+func (r *Router) plan(ctx context.Context, from string, rcpts []string, o *outgoing) (*sendPlan, error) {
+	var internal, visible, hidden, plain []route
+	seen := map[string]bool{}
+	for _, rc := range rcpts {
+		a := normAddr(rc)
+		if seen[a] || r.dedup.committed(o.messageID, a) {
+			continue
+		}
+		seen[a] = true
+		rt, err := r.resolve(ctx, rc)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case rt.kind == routeInternal:
+			internal = append(internal, rt)
+		case rt.kind == routePlain:
+			plain = append(plain, rt)
+		case o.visible[a]:
+			visible = append(visible, rt)
+		default:
+			hidden = append(hidden, rt)
+		}
+	}
+	p := &sendPlan{internal: internal}
+	if err := r.sealInternal(p, o.public); err != nil {
+		return nil, err
+	}
+	ac := &pgp.AutocryptHeader{Addr: normAddr(from), PreferEncrypt: true, KeyData: r.key.PublicBinary()}
+	// Recipients named in To/Cc share one message; each Bcc recipient gets
+	// its own, so that no recipient sees a Bcc recipient's key ID.
+	groups := [][]route{visible}
+	for _, h := range hidden {
+		groups = append(groups, []route{h})
+	}
+	for _, g := range groups {
+		if len(g) == 0 {
+			continue
+		}
+		keys := []*pgp.Key{r.key.Public()} // encrypt to self: the sender can read bounces
+		for _, rt := range g {
+			keys = append(keys, rt.key)
+		}
+		payload, err := pgp.BuildEncrypted(o.public, keys, r.key, ac)
+		if err != nil {
+			return nil, fmt.Errorf("bridge: encrypt for %d recipients: %w", len(g), err)
+		}
+		p.submits = append(p.submits, submission{rcpts: g, payload: payload})
+	}
+	if len(plain) > 0 {
+		payload, err := r.plainPayload(o.public, ac)
+		if err != nil {
+			return nil, err
+		}
+		p.submits = append(p.submits, submission{rcpts: plain, payload: payload})
+	}
+	return p, nil
+}
+
+// sealInternal seals the message once per internal recipient; the summary
+// is computed once for all of them.
+func (r *Router) sealInternal(p *sendPlan, msg []byte) error {
+	if len(p.internal) == 0 {
+		return nil
+	}
+	sum, err := pgp.Summarize(msg)
+	if err != nil {
+		return &SendError{Reason: "the message is malformed", Err: errors.Join(ErrBadMessage, err)}
+	}
+	enc := pgp.EncodeSummary(sum)
+	for _, rt := range p.internal {
+		opt := pgp.SealOptions{Signer: r.key, AEAD: true}
+		hb, err := pgp.Seal(enc, []*pgp.Key{rt.key}, opt)
+		if err != nil {
+			return fmt.Errorf("bridge: seal header: %w", err)
+		}
+		bb, err := pgp.Seal(msg, []*pgp.Key{rt.key}, opt)
+		if err != nil {
+			return fmt.Errorf("bridge: seal body: %w", err)
+		}
+		p.deliveries = append(p.deliveries, Delivery{Recipient: normAddr(rt.addr), Size: int64(len(msg)),
+			HeaderBlob: hb, BodyBlob: bb})
+	}
+	return nil
+}
+
+// plainPayload is the key-less external form: the message as written with
+// the sender's Autocrypt header (so the recipient's client can answer
+// encrypted), signed if configured.
+func (r *Router) plainPayload(msg []byte, ac *pgp.AutocryptHeader) ([]byte, error) {
+	out := make([]byte, 0, len(msg)+1024)
+	out = append(out, "Autocrypt: "...)
+	out = append(out, ac.String()...)
+	out = append(out, "\r\n"...)
+	out = append(out, msg...)
+	if !r.cfg.SignPlain {
+		return out, nil
+	}
+	signed, err := pgp.BuildSigned(out, r.key)
+	if err != nil {
+		return nil, fmt.Errorf("bridge: sign: %w", err)
+	}
+	return signed, nil
+}
+
+// commit hands the payloads to the server: the outbound queue first, then
+// the internal deliveries. Each step is recorded as committed at once.
+func (r *Router) commit(ctx context.Context, from, msgID string, p *sendPlan) error {
+	for _, s := range p.submits {
+		if _, err := r.srv.Submit(ctx, normAddr(from), addrsOf(s.rcpts), s.payload); err != nil {
+			return r.commitError(err, s.rcpts)
+		}
+		r.dedup.markCommitted(msgID, addrsOf(s.rcpts))
+	}
+	if len(p.deliveries) > 0 {
+		if err := r.srv.Deliver(ctx, p.deliveries); err != nil {
+			return r.commitError(err, p.internal)
+		}
+		r.dedup.markCommitted(msgID, addrsOf(p.internal))
+	}
+	return nil
+}
+
+// commitError turns a server failure into what the user may see.
+func (r *Router) commitError(err error, rs []route) error {
+	addr := ""
+	if len(rs) == 1 {
+		addr = rs[0].addr
+	}
+	switch {
+	case errors.Is(err, store.ErrQuotaExceeded):
+		for _, rt := range rs {
+			// The server names the recipient over quota; find which.
+			if strings.Contains(err.Error(), normAddr(rt.addr)) {
+				addr = rt.addr
+			}
+		}
+		return &SendError{Address: addr, Reason: "mailbox full", Err: errors.Join(store.ErrQuotaExceeded, err)}
+	case errors.Is(err, store.ErrNotFound):
+		return &SendError{Address: addr, Reason: "no such user", Err: errors.Join(ErrUnknownRecipient, err)}
+	}
+	r.log.Warn("bridge: server did not take a message", "err", err)
+	return &SendError{Address: addr, Reason: "the server did not accept the message, try again later",
+		Temporary: true, Err: errors.Join(ErrSendFailed, err)}
+}
+
+// appendSent files the sender's copy, sealed to the account's own key.
+func (r *Router) appendSent(ctx context.Context, msg []byte) (uint32, error) {
+	name := r.sentMailbox(ctx)
+	if a := r.cfg.Account; a != nil {
+		_, uid, err := a.Append(ctx, name, msg, []string{`\Seen`}, r.now())
+		return uid, err
+	}
+	hb, bb, _, err := pgp.SealMessage(msg, []*pgp.Key{r.key}, pgp.SealOptions{Signer: r.key})
+	if err != nil {
+		return 0, err
+	}
+	meta, err := r.srv.Append(ctx, name, store.NewMessage{Flags: []string{`\Seen`}, InternalDate: r.now(),
+		Size: int64(len(msg)), HeaderBlob: hb, BodyBlob: bb})
+	return meta.UID, err
+}

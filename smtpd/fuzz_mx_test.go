@@ -1,0 +1,95 @@
+package smtpd
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"smessenger/internal/dnsres"
+	"smessenger/internal/store"
+)
+
+// FuzzMXData feeds what the MX parses before sealing: the newline and
+// structure checks, the header lookups and the DMARC From parser.
+func FuzzMXData(f *testing.F) {
+	f.Add([]byte("From: a@b.test\r\nSubject: x\r\n\r\nbody\r\n"))
+	f.Add([]byte("Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\nContent-Type: message/rfc822\r\n\r\nA: b\r\n\r\nc\r\n--q--\r\n"))
+	f.Add([]byte("Subject: a\n.\n"))
+	f.Add([]byte("\r\n\r\n"))
+	seeds, _ := filepath.Glob("../testdata/mx/*.eml")
+	for _, p := range seeds {
+		if b, err := os.ReadFile(p); err == nil {
+			f.Add(b)
+		}
+	}
+	lim := mxLimits{MaxHeaderBytes: 4096, MaxParts: 50, MaxDepth: 8}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		_ = mxCheckMessage(raw, lim)
+		hdr, body := mxSplitHeader(raw)
+		if len(hdr)+len(body) > len(raw) {
+			t.Fatal("split grew the message")
+		}
+		_ = mxHeaderValue(hdr, "Content-Type")
+		_ = mxHeaderFromDomain(hdr)
+	})
+}
+
+// FuzzSPF feeds SPF records to the parser and the evaluator.
+func FuzzSPF(f *testing.F) {
+	for _, s := range []string{"v=spf1 -all", "v=spf1 ip4:192.0.2.0/24 include:x.test ~all",
+		"v=spf1 a/24//64 mx:%{d} exists:%{ir}.%{l1r+-}._spf.%{d} redirect=y.test", "v=spf1 ip6:::1/128 ptr ?all"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rec string) {
+		_, _ = ParseSPF(rec)
+		r := dnsres.NewStatic()
+		r.SetTXT("x.test", rec)
+		r.SetTXT("y.test", rec)
+		_ = CheckSPF(context.Background(), r, net.ParseIP("192.0.2.1"), "bob@x.test", "h.test")
+	})
+}
+
+// FuzzMXRcpt feeds RCPT paths to the address check: it must never panic,
+// and whatever it accepts is lower-case, has one @ and none of the
+// characters that make a naive MX relay.
+func FuzzMXRcpt(f *testing.F) {
+	for _, s := range []string{"alice@example.org", "ALICE@Example.ORG", "@a.test:b@c.test", "a%b@c.test",
+		"\"a@b\"@c.test", "b!a@c.test", "", "@", "a@", "x@y@z.test", "a\r\n@b.test"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, to string) {
+		addr, err := mxLocalAddress(to)
+		if err != nil {
+			if addr != "" {
+				t.Fatal("address returned with an error")
+			}
+			return
+		}
+		local, domain, ok := strings.Cut(addr, "@")
+		if !ok || local == "" || domain == "" || strings.ContainsAny(local, "%!@\"\\:") || addr != store.NormalizeAddress(addr) {
+			t.Fatalf("accepted %q as %q", to, addr)
+		}
+	})
+}
+
+// FuzzMXReadData checks the DATA buffer handling: what is read comes back
+// intact after the headroom, and prepending keeps the message unchanged.
+func FuzzMXReadData(f *testing.F) {
+	f.Add([]byte("Subject: x\r\n\r\nbody\r\n"), "Authentication-Results: x; none\r\n")
+	f.Add([]byte{}, "")
+	f.Add(make([]byte, 70000), strings.Repeat("A", 2000))
+	f.Fuzz(func(t *testing.T, data []byte, hdr string) {
+		buf, err := mxReadData(make([]byte, 0, 5000), bytes.NewReader(data))
+		if err != nil || !bytes.Equal(buf[mxHeadroom:], data) {
+			t.Fatalf("read %d bytes, want %d (%v)", len(buf)-mxHeadroom, len(data), err)
+		}
+		msg := mxPrepend(buf, hdr)
+		if string(msg) != hdr+string(data) {
+			t.Fatal("prepend changed the message")
+		}
+	})
+}
