@@ -18,10 +18,30 @@ type AutocryptHeader struct {
 	KeyData       []byte // binary transferable public key
 }
 
+// maxAutocryptKey bounds the decoded keydata. Level 1 asks for a minimal
+// key (one User ID, its subkey); ours are well under 1 KiB, and 64 KiB
+// still holds an RSA-4096 key with a few User IDs.
+const maxAutocryptKey = 64 << 10
+
 // ParseAutocrypt parses an Autocrypt header value. Unknown critical
 // attributes (names not starting with "_") make the header invalid, as
 // Level 1 requires; the keydata must be a usable key (see ReadKey).
 func ParseAutocrypt(value string) (*AutocryptHeader, error) {
+	h, err := parseAutocryptSyntax(value)
+	if err != nil {
+		return nil, err
+	}
+	// The signature checks of ReadKey are the expensive part; every
+	// cheaper reason to refuse the header has been tried by now.
+	if _, err := ReadKey(h.KeyData); err != nil {
+		return nil, fmt.Errorf("pgp: autocrypt: keydata: %w", err)
+	}
+	return h, nil
+}
+
+// parseAutocryptSyntax is ParseAutocrypt without the key checks: the
+// attributes, the base64 and the packet framing of the keydata.
+func parseAutocryptSyntax(value string) (*AutocryptHeader, error) {
 	if len(value) > maxAutocryptValue {
 		return nil, fmt.Errorf("pgp: autocrypt: header too long")
 	}
@@ -67,7 +87,10 @@ func ParseAutocrypt(value string) (*AutocryptHeader, error) {
 	if err != nil || len(kd) == 0 {
 		return nil, fmt.Errorf("pgp: autocrypt: missing or invalid keydata")
 	}
-	if _, err := ReadKey(kd); err != nil {
+	if len(kd) > maxAutocryptKey {
+		return nil, fmt.Errorf("pgp: autocrypt: keydata: %w", ErrTooLarge)
+	}
+	if err := walkKeyPackets(kd); err != nil {
 		return nil, fmt.Errorf("pgp: autocrypt: keydata: %w", err)
 	}
 	h.KeyData = kd

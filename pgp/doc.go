@@ -8,8 +8,12 @@
 //     Curve25519 (RFC 6637, draft-ietf-openpgp-rfc4880bis) so that GnuPG 2.2
 //     and Sequoia 0.27 can use them; SEIPDv1 (MDC) for interoperability and
 //     SEIPDv2 (AEAD, RFC 9580 section 5.13.2) between keys that advertise it.
+//     The blobs the server stores (SealMessage) are SEIPDv2 whenever the
+//     owner's keys advertise it, as ours do; mail to the outside
+//     (BuildEncrypted) is SEIPDv1, the newest GnuPG 2.2 reads.
+//   - RFC 9580 section 6.2 (ASCII armor), with our own bounded reader.
 //   - RFC 3156 (MIME security with OpenPGP): multipart/encrypted and
-//     multipart/signed.
+//     multipart/signed, verified in canonical CRLF form (section 5).
 //   - RFC 9788 (header protection for cryptographically protected e-mail),
 //     with the Autocrypt "protected headers" legacy display part omitted.
 //   - RFC 5322 / RFC 2045-2049 (message format and MIME) for the summaries,

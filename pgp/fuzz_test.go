@@ -25,9 +25,9 @@ func emlSeeds(f *testing.F) [][]byte {
 }
 
 func FuzzReadKey(f *testing.F) {
-	k := testKey(f, "alice@example.org")
-	f.Add(k.PublicBinary())
-	f.Add([]byte(k.PublicArmored()))
+	// Few and small seeds: each input that finds new coverage is minimised
+	// with work quadratic in its length, so big seeds stall the fuzzer.
+	f.Add(testKey(f, "alice@example.org").PublicBinary())
 	f.Add(fixture(f, "gpg-carol.pub.asc"))
 	f.Add([]byte("-----BEGIN PGP PUBLIC KEY BLOCK-----\n\nxx\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
@@ -135,7 +135,8 @@ func FuzzParseAutocrypt(f *testing.F) {
 		if err != nil {
 			return
 		}
-		h2, err := ParseAutocrypt(h.String())
+		// The key was checked once; the round trip is about the syntax.
+		h2, err := parseAutocryptSyntax(h.String())
 		if err != nil || h2.Addr != h.Addr || !bytes.Equal(h2.KeyData, h.KeyData) || h2.PreferEncrypt != h.PreferEncrypt {
 			t.Fatalf("String does not round trip: %v", err)
 		}

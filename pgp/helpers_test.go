@@ -12,6 +12,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -24,8 +26,13 @@ var (
 	keyCacheMu sync.Mutex
 )
 
-// testKey returns a generated key for address, cached per test binary run
-// so that the many tests needing "alice" do not each generate one.
+// testKey returns the key for address: the fixed key in
+// testdata/pgp/<local part>.sec.asc if there is one, else a generated key,
+// cached per test binary run so that the many tests needing "alice" do not
+// each generate one. Fuzz targets need the fixed keys: every fuzz worker
+// is a separate process, and seeds sealed to a key generated in the
+// coordinator would not decrypt with the key generated in a worker, so the
+// fuzzer would never get past the session key.
 func testKey(t testing.TB, address string) *Key {
 	t.Helper()
 	keyCacheMu.Lock()
@@ -33,12 +40,42 @@ func testKey(t testing.TB, address string) *Key {
 	if k, ok := keyCache[address]; ok {
 		return k
 	}
-	k, err := GenerateKey("Test "+address, address)
-	if err != nil {
+	local, _, _ := strings.Cut(address, "@")
+	path := filepath.Join("..", "testdata", "pgp", local+".sec.asc")
+	var k *Key
+	if data, err := os.ReadFile(path); err == nil {
+		if k, err = ImportPrivate(data, nil); err != nil {
+			t.Fatalf("%s: %v", path, err)
+		}
+	} else if k, err = GenerateKey("Test "+address, address); err != nil {
 		t.Fatal(err)
 	}
 	keyCache[address] = k
 	return k
+}
+
+// TestWriteKeyFixtures regenerates the fixed test keys when
+// PGP_WRITE_FIXTURES=1; they are unprotected, test-only secret keys.
+func TestWriteKeyFixtures(t *testing.T) {
+	if os.Getenv("PGP_WRITE_FIXTURES") != "1" {
+		t.Skip("set PGP_WRITE_FIXTURES=1 to regenerate testdata/pgp/{alice,bob}.sec.asc")
+	}
+	for _, name := range []string{"alice", "bob"} {
+		k, err := GenerateKey("Test "+name+"@example.org", name+"@example.org")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var buf bytes.Buffer
+		w, _ := armor.Encode(&buf, openpgp.PrivateKeyType, nil)
+		if err := k.entity.SerializePrivateWithoutSigning(w, nil); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Close()
+		buf.WriteString("\n")
+		if err := os.WriteFile(filepath.Join("..", "testdata", "pgp", name+".sec.asc"), buf.Bytes(), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 // needTool skips (or fails under CI) when an external binary is missing.

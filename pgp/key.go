@@ -104,26 +104,33 @@ func ReadKeys(data []byte) ([]*Key, error) {
 
 // unarmor returns the binary form of data, decoding ASCII armor if present.
 func unarmor(data []byte) ([]byte, error) {
-	if len(data) > 4*maxKeyBytes {
+	// Armor costs 4/3 of the binary plus line breaks: anything much larger
+	// cannot hold a key we would accept, so refuse it before any work.
+	if len(data) > 2*maxKeyBytes {
 		return nil, fmt.Errorf("%w: key data larger than %d bytes", ErrUnusableKey, maxKeyBytes)
 	}
 	trimmed := bytes.TrimLeft(data, " \t\r\n")
-	if !bytes.HasPrefix(trimmed, []byte("-----BEGIN PGP")) {
+	if !bytes.HasPrefix(trimmed, armorBegin) {
 		return data, nil
 	}
-	block, err := armor.Decode(bytes.NewReader(trimmed))
-	if err != nil {
-		return nil, fmt.Errorf("%w: armor: %v", ErrMalformed, err)
+	typ, bin, err := dearmor(trimmed, maxKeyBytes)
+	if errors.Is(err, ErrTooLarge) {
+		return nil, fmt.Errorf("%w: key data larger than %d bytes", ErrUnusableKey, maxKeyBytes)
 	}
-	bin, err := io.ReadAll(io.LimitReader(block.Body, maxKeyBytes+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: armor: %v", ErrMalformed, err)
+		return nil, err
+	}
+	if typ != openpgp.PublicKeyType[len("PGP "):] && typ != openpgp.PrivateKeyType[len("PGP "):] {
+		return nil, fmt.Errorf("%w: armor type %q is not a key", ErrMalformed, typ)
 	}
 	return bin, nil
 }
 
-// parseKeyring unarmors, pre-scans packet counts (the key-bomb guard, before
-// any signature is verified) and parses the keyring.
+// parseKeyring unarmors, parses every packet once while counting them (the
+// key-bomb guard, before any signature is verified), then builds the
+// entities from the parsed packets. Parsing once, not twice, also halves
+// the cost of rejecting malformed input, which is most of what a fuzzer
+// (and an attacker) sends.
 func parseKeyring(data []byte) (openpgp.EntityList, error) {
 	bin, err := unarmor(data)
 	if err != nil {
@@ -132,10 +139,16 @@ func parseKeyring(data []byte) (openpgp.EntityList, error) {
 	if len(bin) > maxKeyBytes {
 		return nil, fmt.Errorf("%w: key data larger than %d bytes", ErrUnusableKey, maxKeyBytes)
 	}
-	if err := scanKeyPackets(bin); err != nil {
+	packets, err := scanKeyPackets(bin)
+	if err != nil {
 		return nil, err
 	}
-	el, err := openpgp.ReadKeyRing(bytes.NewReader(bin))
+	// packet.Reader serves unread packets last-in first-out.
+	pr := packet.NewReader(bytes.NewReader(nil))
+	for i := len(packets) - 1; i >= 0; i-- {
+		pr.Unread(packets[i])
+	}
+	el, err := readEntities(pr)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
@@ -145,42 +158,81 @@ func parseKeyring(data []byte) (openpgp.EntityList, error) {
 	return el, nil
 }
 
-// scanKeyPackets counts User IDs, subkeys and packets per certificate
-// without verifying anything.
-func scanKeyPackets(bin []byte) error {
-	pr := packet.NewReader(bytes.NewReader(bin))
-	var packets, entities, uids, subkeys int
+// readEntities reads every certificate from pr, skipping certificates that
+// go-crypto cannot use (unsupported algorithms, broken structure), as
+// openpgp.ReadKeyRing does; if none is usable, the last reason is returned.
+func readEntities(pr *packet.Reader) (openpgp.EntityList, error) {
+	var el openpgp.EntityList
+	var lastErr error
 	for {
-		p, err := pr.Next()
+		e, err := openpgp.ReadEntity(pr)
 		if err == io.EOF {
 			break
 		}
-		packets++
-		if packets > maxKeyPackets {
-			return fmt.Errorf("%w: more than %d packets", ErrUnusableKey, maxKeyPackets)
+		var unsup pgperrors.UnsupportedError
+		var structural pgperrors.StructuralError
+		if err != nil && !errors.As(err, &unsup) && !errors.As(err, &structural) {
+			return nil, err
 		}
 		if err != nil {
-			var unsup pgperrors.UnsupportedError
-			var unknown pgperrors.UnknownPacketTypeError
-			if errors.As(err, &unsup) || errors.As(err, &unknown) {
-				continue
-			}
-			return fmt.Errorf("%w: %v", ErrMalformed, err)
+			lastErr = err
+			skipToNextKey(pr)
+			continue
+		}
+		el = append(el, e)
+	}
+	if len(el) == 0 && lastErr != nil {
+		return nil, lastErr
+	}
+	return el, nil
+}
+
+// skipToNextKey drops packets up to the next primary key, which it leaves
+// in pr.
+func skipToNextKey(pr *packet.Reader) {
+	for {
+		p, err := pr.Next()
+		if err != nil {
+			return
 		}
 		switch p := p.(type) {
 		case *packet.PublicKey:
 			if !p.IsSubkey {
-				entities, uids, subkeys = entities+1, 0, 0
-			} else {
-				subkeys++
+				pr.Unread(p)
+				return
 			}
 		case *packet.PrivateKey:
 			if !p.IsSubkey {
-				entities, uids, subkeys = entities+1, 0, 0
-			} else {
-				subkeys++
+				pr.Unread(p)
+				return
 			}
-		case *packet.UserId:
+		}
+	}
+}
+
+// walkKeyPackets checks the packet framing of a binary keyring and counts
+// packets, certificates, User IDs and subkeys from the packet headers
+// alone (RFC 9580 section 4.2), before anything is parsed or verified. It
+// costs no allocation, and most damaged input (and every key bomb) fails
+// here. Partial and indeterminate lengths are refused: RFC 9580 allows
+// them for data packets only, never in a certificate.
+func walkKeyPackets(bin []byte) error {
+	var packets, entities, uids, subkeys int
+	for off := 0; off < len(bin); {
+		tag, hl, bodyLen, ok := packetHeader(bin[off:])
+		if !ok || bodyLen < 0 || bodyLen > len(bin)-off-hl {
+			return fmt.Errorf("%w: bad packet framing at offset %d", ErrMalformed, off)
+		}
+		off += hl + bodyLen
+		if packets++; packets > maxKeyPackets {
+			return fmt.Errorf("%w: more than %d packets", ErrUnusableKey, maxKeyPackets)
+		}
+		switch tag {
+		case 5, 6: // secret or public primary key
+			entities, uids, subkeys = entities+1, 0, 0
+		case 7, 14: // secret or public subkey
+			subkeys++
+		case 13: // User ID
 			uids++
 		}
 		switch {
@@ -193,6 +245,32 @@ func scanKeyPackets(bin []byte) error {
 		}
 	}
 	return nil
+}
+
+// scanKeyPackets checks the framing (walkKeyPackets) and then parses every
+// packet, without verifying anything. Packets go-crypto does not support
+// are dropped, as its packet reader would drop them.
+func scanKeyPackets(bin []byte) ([]packet.Packet, error) {
+	if err := walkKeyPackets(bin); err != nil {
+		return nil, err
+	}
+	pr := packet.NewReader(bytes.NewReader(bin))
+	var out []packet.Packet
+	for {
+		p, err := pr.Next()
+		if err == io.EOF {
+			return out, nil
+		}
+		if err != nil {
+			var unsup pgperrors.UnsupportedError
+			var unknown pgperrors.UnknownPacketTypeError
+			if errors.As(err, &unsup) || errors.As(err, &unknown) {
+				continue
+			}
+			return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		}
+		out = append(out, p)
+	}
 }
 
 // checkAlgorithm rejects algorithms and sizes that are broken or too weak.

@@ -25,6 +25,10 @@ const obscuredSubject = "..."
 // maxArmoredPart bounds the armored payload read from a PGP/MIME part.
 const maxArmoredPart = 128 << 20
 
+// maxSignatureBytes bounds a detached signature: one signature packet is a
+// few hundred bytes, a handful of them far less than this.
+const maxSignatureBytes = 64 << 10
+
 func isContentField(k string) bool {
 	k = strings.ToLower(k)
 	return strings.HasPrefix(k, "content-") || k == "mime-version"

@@ -7,7 +7,6 @@ import (
 	"strings"
 
 	"github.com/ProtonMail/go-crypto/openpgp"
-	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	pgperrors "github.com/ProtonMail/go-crypto/openpgp/errors"
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
@@ -67,16 +66,12 @@ func transferDecoded(mh message.Header, body []byte) []byte {
 
 // openArmored decrypts one armored PGP MESSAGE.
 func openArmored(data []byte, key *Key, verifiers []*Key) (*Opened, error) {
-	block, err := armor.Decode(bytes.NewReader(bytes.TrimSpace(data)))
-	if err != nil || block.Type != "PGP MESSAGE" {
-		return nil, fmt.Errorf("%w: bad armor", ErrMalformed)
-	}
-	bin, err := io.ReadAll(io.LimitReader(block.Body, maxArmoredPart+1))
+	typ, bin, err := dearmor(data, maxArmoredPart)
 	if err != nil {
-		return nil, fmt.Errorf("%w: armor: %v", ErrMalformed, err)
+		return nil, err
 	}
-	if len(bin) > maxArmoredPart {
-		return nil, ErrTooLarge
+	if typ != "MESSAGE" {
+		return nil, fmt.Errorf("%w: armor type %q is not a message", ErrMalformed, typ)
 	}
 	return Open(bin, key, OpenOptions{Verifiers: verifiers})
 }
@@ -236,8 +231,8 @@ func verifySigned(body []byte, boundary string, keys []*Key) (SigStatus, string)
 		return SigInvalid, ""
 	}
 	_, sigBody, _ := splitMessage(p[1])
-	block, err := armor.Decode(bytes.NewReader(bytes.TrimSpace(sigBody)))
-	if err != nil {
+	typ, sig, err := dearmor(sigBody, maxSignatureBytes)
+	if err != nil || typ != "SIGNATURE" {
 		return SigInvalid, ""
 	}
 	var el openpgp.EntityList
@@ -246,7 +241,10 @@ func verifySigned(body []byte, boundary string, keys []*Key) (SigStatus, string)
 			el = append(el, k.entity)
 		}
 	}
-	signer, err := openpgp.CheckDetachedSignature(el, bytes.NewReader(p[0]), block.Body, nil)
+	// RFC 3156 section 5: the signed part is verified in canonical form,
+	// CRLF line endings, whatever a mail store or MTA converted them to on
+	// the way (mbox files, maildir on Unix, "\n" from an IMAP client).
+	signer, err := openpgp.CheckDetachedSignature(el, bytes.NewReader(crlf(p[0])), bytes.NewReader(sig), nil)
 	switch {
 	case err == nil && signer != nil:
 		return SigValid, fingerprintOf(signer)

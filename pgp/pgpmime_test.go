@@ -161,3 +161,33 @@ func TestInteropGPGPGPMIME(t *testing.T) {
 		t.Fatalf("gpg --verify: %v\n%s", err, status)
 	}
 }
+
+// TestVerifySignedLineEndings: a multipart/signed message whose line
+// endings were converted to LF (an mbox, a Unix maildir) or back to CRLF
+// still verifies, because the signed part is canonicalised first (RFC 3156
+// section 5); a changed word still fails.
+func TestVerifySignedLineEndings(t *testing.T) {
+	alice, bob := testKey(t, "alice@example.org"), testKey(t, "bob@example.org")
+	for _, name := range []string{"plain.eml", "attachment.eml", "nested.eml"} {
+		t.Run(name, func(t *testing.T) {
+			signed, err := BuildSigned(fixture(t, name), alice)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lf := bytes.ReplaceAll(signed, []byte("\r\n"), []byte("\n"))
+			if bytes.Equal(lf, signed) {
+				t.Fatal("BuildSigned did not write CRLF")
+			}
+			for variant, msg := range map[string][]byte{"LF": lf, "CRLF again": crlf(lf)} {
+				d, err := DecryptMessage(msg, bob, []*Key{alice.Public()})
+				if err != nil || d.Signature != SigValid || d.SignerFingerprint != alice.Fingerprint() {
+					t.Fatalf("%s: %v %+v", variant, err, d)
+				}
+			}
+			tampered := bytes.Replace(lf, []byte("Subject: "), []byte("Subject: X"), 2)
+			if d, _ := DecryptMessage(tampered, bob, []*Key{alice.Public()}); d.Signature != SigInvalid {
+				t.Fatalf("tampered LF message: %v", d.Signature)
+			}
+		})
+	}
+}

@@ -53,9 +53,14 @@ func (s SigStatus) String() string {
 type SealOptions struct {
 	// Signer, if set, signs the message; it must hold its secret key.
 	Signer *Key
-	// AEAD asks for SEIPDv2 (RFC 9580 AEAD). It is used only if every
-	// recipient key advertises SEIPDv2; otherwise SEIPDv1 (with MDC) is used.
+	// AEAD asks Seal and SealStream for SEIPDv2 (RFC 9580 AEAD). It is
+	// used only if every recipient key advertises SEIPDv2; otherwise
+	// SEIPDv1 (with MDC) is used. SealMessage asks for it by itself.
 	AEAD bool
+	// ForceSEIPDv1 makes SealMessage (and Seal) use SEIPDv1 even when
+	// every recipient supports SEIPDv2, e.g. for a blob that an older
+	// OpenPGP implementation must read. It wins over AEAD.
+	ForceSEIPDv1 bool
 }
 
 // OpenOptions tunes Open and OpenStream.
@@ -86,9 +91,9 @@ const maxChunk = 1 << 18
 
 // sealConfig: a message of known size gets a chunk just large enough to
 // hold it, which saves allocating a 256 KiB buffer for a 4 KiB message.
-func sealConfig(opt SealOptions, size int) *packet.Config {
+func sealConfig(aead bool, size int) *packet.Config {
 	cfg := &packet.Config{DefaultCipher: packet.CipherAES256}
-	if opt.AEAD {
+	if aead {
 		chunk := uint64(maxChunk)
 		for size > 0 && chunk > 1<<10 && chunk/2 >= uint64(size) {
 			chunk /= 2
@@ -103,50 +108,22 @@ func sealConfig(opt SealOptions, size int) *packet.Config {
 // message to dst. Close must be called to finish the message; it does not
 // close dst. Memory use does not depend on the message size.
 func SealStream(dst io.Writer, to []*Key, opt SealOptions) (io.WriteCloser, error) {
-	return sealStream(dst, to, opt, 0)
-}
-
-func sealStream(dst io.Writer, to []*Key, opt SealOptions, size int) (io.WriteCloser, error) {
-	if len(to) == 0 {
-		return nil, errors.New("pgp: no recipients")
-	}
-	ents := make([]*openpgp.Entity, len(to))
-	for i, k := range to {
-		if k == nil {
-			return nil, errors.New("pgp: nil recipient key")
-		}
-		ents[i] = k.entity
-	}
-	var signer *openpgp.Entity
-	if opt.Signer != nil {
-		if !opt.Signer.IsPrivate() {
-			return nil, fmt.Errorf("%w: signer has no secret key", ErrUnusableKey)
-		}
-		signer = opt.Signer.entity
-	}
-	w, err := openpgp.Encrypt(dst, ents, signer, &openpgp.FileHints{IsBinary: true}, sealConfig(opt, size))
-	if err != nil {
-		return nil, fmt.Errorf("pgp: seal: %w", err)
-	}
-	return w, nil
-}
-
-// Seal encrypts plaintext to every key in to, optionally signed, and returns
-// the binary OpenPGP message.
-func Seal(plaintext []byte, to []*Key, opt SealOptions) ([]byte, error) {
-	var buf bytes.Buffer
-	buf.Grow(len(plaintext) + 512*len(to) + 256)
-	w, err := sealStream(&buf, to, opt, len(plaintext))
+	s, err := newSession(to, opt.AEAD && !opt.ForceSEIPDv1)
 	if err != nil {
 		return nil, err
 	}
-	if _, err := w.Write(plaintext); err != nil {
-		return nil, fmt.Errorf("pgp: seal: %w", err)
+	return s.open(dst, opt.Signer, 0)
+}
+
+// Seal encrypts plaintext to every key in to, optionally signed, and returns
+// the binary OpenPGP message. It signs only if opt.Signer is set: a
+// signature costs more than the encryption of a small message.
+func Seal(plaintext []byte, to []*Key, opt SealOptions) ([]byte, error) {
+	s, err := newSession(to, opt.AEAD && !opt.ForceSEIPDv1)
+	if err != nil {
+		return nil, err
 	}
-	if err := w.Close(); err != nil {
-		return nil, fmt.Errorf("pgp: seal: %w", err)
-	}
-	return buf.Bytes(), nil
+	return s.seal(plaintext, opt.Signer)
 }
 
 // keyring builds the go-crypto keyring for opening: the owner first, then

@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"testing"
+
+	"github.com/ProtonMail/go-crypto/openpgp/packet"
 )
 
 func TestSealOpen(t *testing.T) {
@@ -183,5 +185,104 @@ func TestSealStreamErrors(t *testing.T) {
 	bob := testKey(t, "bob@example.org")
 	if _, err := Seal([]byte("x"), []*Key{bob}, SealOptions{Signer: bob.Public()}); !errors.Is(err, ErrUnusableKey) {
 		t.Fatalf("public signer: %v", err)
+	}
+}
+
+// seipdHeader returns the first octets of the encrypted data packet of a
+// binary message: version, then for version 2 the cipher and AEAD mode.
+func seipdHeader(t *testing.T, ct []byte) []byte {
+	t.Helper()
+	for off := 0; off < len(ct); {
+		tag, hl, n, ok := packetHeader(ct[off:])
+		if !ok {
+			t.Fatal("bad packet header")
+		}
+		if tag == 18 {
+			return ct[off+hl : off+hl+3]
+		}
+		if n < 0 {
+			t.Fatal("partial length before the encrypted data")
+		}
+		off += hl + n
+	}
+	t.Fatal("no SEIPD packet")
+	return nil
+}
+
+// TestSealMessageModes: stored blobs are SEIPDv2 with AES-256/GCM for our
+// keys by default, SEIPDv1 when forced or when one owner key lacks the
+// feature; Seal keeps SEIPDv1 unless asked. Every blob opens.
+func TestSealMessageModes(t *testing.T) {
+	bob := testKey(t, "bob@example.org")
+	raw := fixture(t, "plain.eml")
+	cases := []struct {
+		name  string
+		to    []*Key
+		opt   SealOptions
+		wantV byte
+	}{
+		{"default is AEAD", []*Key{bob.Public()}, SealOptions{}, 2},
+		{"AEAD flag", []*Key{bob.Public()}, SealOptions{AEAD: true}, 2},
+		{"forced v1", []*Key{bob.Public()}, SealOptions{ForceSEIPDv1: true, AEAD: true}, 1},
+		{"recipient without AEAD", []*Key{bob.Public(), entityWithNoAEAD(t)}, SealOptions{}, 1},
+		{"signed", []*Key{bob.Public()}, SealOptions{Signer: testKey(t, "alice@example.org")}, 2},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			hb, bb, _, err := SealMessage(raw, c.to, c.opt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, blob := range [][]byte{hb, bb} {
+				h := seipdHeader(t, blob)
+				if h[0] != c.wantV {
+					t.Fatalf("SEIPD version %d, want %d", h[0], c.wantV)
+				}
+				if c.wantV == 2 && (packet.CipherFunction(h[1]) != packet.CipherAES256 || packet.AEADMode(h[2]) != packet.AEADModeGCM) {
+					t.Fatalf("suite %d/%d, want AES-256/GCM", h[1], h[2])
+				}
+			}
+			if body, err := OpenBodyBlob(bb, bob); err != nil || !bytes.Equal(body, raw) {
+				t.Fatalf("body: %v", err)
+			}
+			if _, err := OpenHeaderBlob(hb, bob); err != nil {
+				t.Fatalf("header: %v", err)
+			}
+			if c.opt.Signer != nil {
+				o, err := Open(bb, bob, OpenOptions{Verifiers: []*Key{c.opt.Signer.Public()}})
+				if err != nil || o.Signature != SigValid {
+					t.Fatalf("signature: %v %v", err, o)
+				}
+			}
+		})
+	}
+	if ct, err := Seal(raw, []*Key{bob.Public()}, SealOptions{}); err != nil || seipdHeader(t, ct)[0] != 1 {
+		t.Fatalf("Seal without AEAD: %v", err)
+	}
+}
+
+// TestSealMessageSharesSessionKey: the two blobs carry the same wrapped
+// session key (one public-key operation per message) but distinct
+// ciphertexts, and each one is a complete message on its own.
+func TestSealMessageSharesSessionKey(t *testing.T) {
+	bob := testKey(t, "bob@example.org")
+	raw := fixture(t, "plain.eml")
+	hb, bb, _, err := SealMessage(raw, []*Key{bob.Public()}, SealOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, hl, n, _ := packetHeader(hb)
+	if !bytes.Equal(hb[:hl+n], bb[:hl+n]) {
+		t.Fatal("the blobs have different key packets")
+	}
+	if bytes.Equal(hb[hl+n:hl+n+40], bb[hl+n:hl+n+40]) {
+		t.Fatal("the encrypted data packets start alike: salt reused")
+	}
+	hb2, _, _, _ := SealMessage(raw, []*Key{bob.Public()}, SealOptions{})
+	if bytes.Equal(hb[:hl+n], hb2[:hl+n]) {
+		t.Fatal("two messages share a session key")
+	}
+	if _, err := OpenBodyBlob(bb, bob); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -315,17 +315,28 @@ func DecodeSummary(b []byte) (*Summary, error) {
 }
 
 // SealMessage summarizes raw and seals the summary (the header blob) and
-// the whole message (the body blob) to the owner keys.
+// the whole message (the body blob) to the owner keys, for storage.
+//
+// Stored blobs use SEIPDv2 (AEAD, RFC 9580 section 5.13.2) whenever every
+// owner key advertises it, as the keys GenerateKey makes do, whatever
+// opt.AEAD says; opt.ForceSEIPDv1 keeps SEIPDv1. AEAD authenticates each
+// chunk, so OpenStream can stream a large body without buffering it.
+// (Mail to the outside, BuildEncrypted, uses SEIPDv1, which GnuPG 2.2
+// reads.) Both blobs share one session key, wrapped once; see session.
 func SealMessage(raw []byte, owner []*Key, opt SealOptions) (headerBlob, bodyBlob []byte, sum *Summary, err error) {
 	sum, err = Summarize(raw)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	headerBlob, err = Seal(EncodeSummary(sum), owner, opt)
+	s, err := newSession(owner, !opt.ForceSEIPDv1)
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bodyBlob, err = Seal(raw, owner, opt)
+	headerBlob, err = s.seal(EncodeSummary(sum), opt.Signer)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bodyBlob, err = s.seal(raw, opt.Signer)
 	if err != nil {
 		return nil, nil, nil, err
 	}
