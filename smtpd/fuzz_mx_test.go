@@ -93,3 +93,39 @@ func FuzzMXReadData(f *testing.F) {
 		}
 	})
 }
+
+// mxNewlinesReference is the obvious byte-by-byte definition of "CRLF
+// only", against which the vectorised checks are fuzzed.
+func mxNewlinesReference(p []byte) bool {
+	for i, b := range p {
+		if b == '\r' && (i+1 >= len(p) || p[i+1] != '\n') {
+			return false
+		}
+		if b == '\n' && (i == 0 || p[i-1] != '\r') {
+			return false
+		}
+	}
+	return true
+}
+
+// FuzzMXNewlines compares mxCheckNewlines, and the connection scanner fed
+// the same bytes in two reads split anywhere, with the reference.
+func FuzzMXNewlines(f *testing.F) {
+	for _, s := range []string{"a\r\nb\r\n", "a\nb", "a\rb", "\r\r\n", "\r\n.\r\n", "x\r", "\n", "\r"} {
+		f.Add([]byte(s), uint8(1))
+	}
+	f.Fuzz(func(t *testing.T, p []byte, cut uint8) {
+		want := mxNewlinesReference(p)
+		if got := mxCheckNewlines(p) == nil; got != want {
+			t.Fatalf("mxCheckNewlines(%q) = %v, want %v", p, got, want)
+		}
+		k := int(cut) % (len(p) + 1)
+		c := &mxConn{}
+		ok := c.scan(p[:k]) && c.scan(p[k:])
+		// A trailing CR waits for the next read; the stream is clean only
+		// if nothing is left pending.
+		if got := ok && !c.pendCR; got != want {
+			t.Fatalf("scan(%q | %q) = %v, want %v", p[:k], p[k:], got, want)
+		}
+	})
+}

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"crypto/tls"
 	"fmt"
+	"runtime"
 	"strings"
 	"testing"
 )
@@ -158,8 +159,16 @@ func TestMXStructureLimits(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			rc := mxStartData(t, e.addr)
+			var before, after runtime.MemStats
+			runtime.ReadMemStats(&before)
 			rc.send(c.data + ".\r\n")
 			rc.expect(c.code)
+			runtime.ReadMemStats(&after)
+			// Memory stays bounded by the message size, not by its part
+			// count or depth: the buffer doubles up to the 8 MB limit.
+			if d := after.TotalAlloc - before.TotalAlloc; d > 64<<20 {
+				t.Errorf("refusing it allocated %d MB", d>>20)
+			}
 			rc.cmd("NOOP", "250") // the session survives
 		})
 	}

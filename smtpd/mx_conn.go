@@ -86,26 +86,27 @@ func (c *mxConn) Read(b []byte) (int, error) {
 	return n, err
 }
 
-// scan updates the CR state over p and reports whether p was clean.
+// scan updates the CR state over p and reports whether p was clean. A CR
+// at the end of p is legal only if the next read starts with its LF.
 func (c *mxConn) scan(p []byte) bool {
-	for i := 0; i < len(p); i++ {
-		switch p[i] {
-		case '\r':
-			if c.pendCR {
-				return false
-			}
-			c.pendCR = true
-		case '\n':
-			if !c.pendCR {
-				return false
-			}
-			c.pendCR = false
-		default:
-			if c.pendCR {
-				return false
-			}
-		}
+	if len(p) == 0 {
+		return true
 	}
+	if c.pendCR {
+		if p[0] != '\n' {
+			return false
+		}
+		p = p[1:]
+		c.pendCR = false
+	}
+	endCR := len(p) > 0 && p[len(p)-1] == '\r'
+	if endCR {
+		p = p[:len(p)-1]
+	}
+	if mxCheckNewlines(p) != nil {
+		return false
+	}
+	c.pendCR = endCR
 	return true
 }
 

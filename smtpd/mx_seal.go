@@ -9,36 +9,20 @@ type mxSealed struct {
 	header, body []byte
 }
 
-// mxSealer seals one received message for each of its recipients. The
-// summary (envelope, structure, preview) is computed once per message, not
-// once per recipient: parsing the MIME tree costs more than sealing it.
+// mxSeal seals msg for the owner of key: the header blob is the sealed
+// pgp.Summary (what a message list needs), the body blob the sealed
+// message. pgp.SealMessage wraps one session key for both blobs, so the
+// public-key step, most of the cost for a small message, is paid once.
+//
+// Each account gets its own SealMessage call rather than sharing one
+// summary: summarizing again costs less than the extra public-key step
+// that sealing the two blobs separately would take.
 //
 // A message that already is OpenPGP-encrypted (PGP/MIME or inline) is kept
-// as received inside the body blob; pgp.Summarize then records only its
-// outer headers and sets Summary.Encrypted, so the bridge knows to decrypt
-// the body itself.
-type mxSealer struct {
-	msg     []byte
-	summary []byte // encoded pgp.Summary, nil until the first seal
-}
-
-// seal returns the header blob (the sealed summary) and the body blob (the
-// sealed message) for key.
-func (s *mxSealer) seal(key *pgp.Key) (mxSealed, error) {
-	to := []*pgp.Key{key}
-	if s.summary == nil {
-		hb, bb, sum, err := pgp.SealMessage(s.msg, to, pgp.SealOptions{})
-		if err != nil {
-			return mxSealed{}, err
-		}
-		s.summary = pgp.EncodeSummary(sum)
-		return mxSealed{header: hb, body: bb}, nil
-	}
-	hb, err := pgp.Seal(s.summary, to, pgp.SealOptions{})
-	if err != nil {
-		return mxSealed{}, err
-	}
-	bb, err := pgp.Seal(s.msg, to, pgp.SealOptions{})
+// as received inside the body blob; the summary then holds only its outer
+// headers and has Encrypted set, so the bridge decrypts the body itself.
+func mxSeal(msg []byte, key *pgp.Key) (mxSealed, error) {
+	hb, bb, _, err := pgp.SealMessage(msg, []*pgp.Key{key}, pgp.SealOptions{})
 	if err != nil {
 		return mxSealed{}, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"testing"
 	"time"
 
@@ -21,6 +22,7 @@ import (
 // rcpt@example.org (the recipient of ../shared/bench/smtp_bench.py), prints
 // its address and serves for SMSG_MX_BENCH_SECONDS (default 300), so that
 // the bench script can aim its load at a sealing, durably committing MX.
+// SMSG_MX_BENCH_CPUPROFILE names a file for a CPU profile of the server.
 func TestMXServeForBench(t *testing.T) {
 	spec := os.Getenv("SMSG_MX_BENCH")
 	if spec == "" {
@@ -50,11 +52,21 @@ func TestMXServeForBench(t *testing.T) {
 	}
 	m := NewMX(MXConfig{
 		Domains: []string{"example.org"}, Hostname: "mx.example.org", Resolver: dnsres.NewStatic(),
-		ConnsPerSource: 1000, CommandsPerMinute: 1 << 30, MaxLineLength: 20000,
+		ConnsPerSource: 1000, CommandsPerMinute: 1 << 30,
 	}, st, logging.New(os.Stderr, 0))
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if p := os.Getenv("SMSG_MX_BENCH_CPUPROFILE"); p != "" {
+		f, err := os.Create(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
 	}
 	fmt.Printf("ADDR %s\n", l.Addr())
 	secs := 300

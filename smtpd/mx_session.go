@@ -170,7 +170,6 @@ func (s *mxSession) Data(r io.Reader) error {
 func (s *mxSession) deliver(msg []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	sealer := &mxSealer{msg: msg}
 	var accts []store.AccountID
 	var sealed []mxSealed
 	for _, rc := range s.rcpts {
@@ -182,7 +181,7 @@ func (s *mxSession) deliver(msg []byte) error {
 			s.mx.log.Warn("mx: recipient key unavailable", "err", err)
 			return replyTempFail
 		}
-		b, err := sealer.seal(key)
+		b, err := mxSeal(msg, key)
 		if err != nil {
 			s.mx.log.Warn("mx: sealing failed", "err", err)
 			return replyTooComplex
