@@ -35,11 +35,14 @@ type outcome struct {
 // TLS offered no STARTTLS or a certificate that did not verify.
 var ErrTLSRequired = errors.New("relay: TLS required but not available")
 
-// hosts returns the "host:port" candidates for domain: a configured route,
-// else the MX hosts by preference, else the domain itself (RFC 5321
+// hosts returns the "host:port" candidates for domain: a configured route
+// (the domain's own, else the "*" smart host), else the MX hosts by preference, else the domain itself (RFC 5321
 // section 5.1 implicit MX).
 func (r *Relay) hosts(ctx context.Context, domain string) ([]string, error) {
 	if rt, ok := r.cfg.Routes[domain]; ok {
+		return []string{rt}, nil
+	}
+	if rt, ok := r.cfg.Routes["*"]; ok {
 		return []string{rt}, nil
 	}
 	mxs, err := r.cfg.Resolver.LookupMX(ctx, domain)

@@ -96,3 +96,23 @@ func TestRelaySTARTTLSInjection(t *testing.T) {
 		t.Fatal("entry not completed")
 	}
 }
+
+// TestRelayWildcardRoute sends a domain without its own route to the "*"
+// smart host.
+func TestRelayWildcardRoute(t *testing.T) {
+	e := setupRelay(t)
+	addr, delivered := evilRemote(t)
+	e.r.cfg.Routes["*"] = addr
+	e.enqueue(t, "someone@anywhere.test")
+	if err := e.step(t); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case d := <-delivered:
+		if !strings.Contains(d, "hello outside") {
+			t.Fatalf("wrong data: %q", d)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("not delivered through the * route")
+	}
+}

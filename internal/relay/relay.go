@@ -46,7 +46,8 @@ type Config struct {
 	Backoff      Backoff
 	PollInterval time.Duration // idle wait when the queue is empty; default 1s
 	Resolver     dnsres.Resolver
-	// Routes maps a recipient domain to "host:port", bypassing MX lookup:
+	// Routes maps a recipient domain to "host:port", bypassing MX lookup; the
+	// key "*" routes every domain without its own entry (a smart host):
 	// smart hosts in production, loopback servers in tests.
 	Routes map[string]string
 	// RequireTLS lists domains that must get verified STARTTLS; delivery to
