@@ -35,7 +35,7 @@ lint: vet
 	$(GO) tool staticcheck ./...
 
 bench:
-	$(GO) test -run XXX -bench . -benchtime 1s ./internal/store/... ./pgp/... ./internal/channel/... ./internal/server/... ./smtpd/... ./imapd/... ./bridge/...
+	$(GO) run ./bench -md BENCHMARKS.md $(BENCH_FLAGS)
 
 # Each fuzz target for a bounded time.
 fuzz:
