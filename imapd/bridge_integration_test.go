@@ -2,6 +2,7 @@ package imapd
 
 import (
 	"context"
+	"crypto/tls"
 	"log/slog"
 	"net"
 	"slices"
@@ -17,6 +18,7 @@ import (
 	"smessenger/internal/channel"
 	"smessenger/internal/logging"
 	"smessenger/internal/server/servertest"
+	"smessenger/pgp"
 )
 
 // apiServer adapts *api.Client to bridge.Server, as cmd wires it.
@@ -40,20 +42,38 @@ func newAPIServer(addr string, cfg channel.ClientConfig) bridge.Server {
 	return apiServer{api.NewClient(addr, cfg)}
 }
 
-// TestOverRealBridge drives imapd over a real bridge account synced from a
-// real server node: APPEND is sealed and stored on the server, and the
-// update comes back through the server's event stream to an idling client.
-func TestOverRealBridge(t *testing.T) {
+// realBridge is a server node, one account's running bridge and an imapd
+// serving it on 127.0.0.1.
+type realBridge struct {
+	t        testing.TB
+	env      *servertest.Env
+	acct     *bridge.Account
+	user     string // the account's address, also the IMAP user name
+	pass     string // the bridge password
+	dataDir  string // the bridge's data folder
+	imapAddr string
+	srv      *Server
+	logs     *syncBuffer
+}
+
+// startRealBridge starts a server node with an account, calls before (to
+// deliver mail that the first sync must fetch), logs the bridge in, runs it
+// until synced and serves it over IMAP (with STARTTLS when tlsCfg is set).
+func startRealBridge(t testing.TB, before func(env *servertest.Env, user string), tlsCfg *tls.Config) *realBridge {
+	t.Helper()
 	env := servertest.Start(t, servertest.OpenBolt(t), nil)
-	addr := "carol@" + servertest.Domain
-	_, tok := env.AddUser(t, addr)
+	user := "carol@" + servertest.Domain
+	_, tok := env.AddUser(t, user)
 	dir := t.TempDir()
 	pass := []byte("imapd test passphrase")
-	res, err := bridge.Login(context.Background(), bridge.LoginConfig{DataDir: dir, Address: addr, Name: "Carol",
+	res, err := bridge.Login(context.Background(), bridge.LoginConfig{DataDir: dir, Address: user, Name: "Carol",
 		ServerAddr: env.Node.APIAddr().String(), ServerKey: channel.Fingerprint(env.ServerKey), Token: tok,
 		Passphrase: pass, NewServer: newAPIServer})
 	if err != nil {
 		t.Fatalf("bridge login: %v", err)
+	}
+	if before != nil {
+		before(env, user)
 	}
 	logs := &syncBuffer{}
 	acct, err := bridge.Open(context.Background(), bridge.OpenConfig{DataDir: dir, Passphrase: pass,
@@ -78,10 +98,9 @@ func TestOverRealBridge(t *testing.T) {
 	if err := acct.WaitSynced(wctx); err != nil {
 		t.Fatalf("WaitSynced: %v\n%s", err, logs.String())
 	}
-
 	srv := New(Config{Users: AuthenticatorFunc(func(u, p string) (bridge.View, bool) {
-		return acct, u == addr && p == res.BridgePassword
-	}), Logger: logging.New(logs, slog.LevelDebug)})
+		return acct, u == user && p == res.BridgePassword
+	}), TLS: tlsCfg, Logger: logging.New(logs, slog.LevelDebug)})
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -92,18 +111,64 @@ func TestOverRealBridge(t *testing.T) {
 		if srv.Panics() != 0 {
 			t.Errorf("recovered panics:\n%s", logs.String())
 		}
+		if strings.Contains(logs.String(), "127.0.0.1") {
+			t.Errorf("log holds an IP address:\n%s", logs.String())
+		}
 	})
-	dial := func(h *imapclient.UnilateralDataHandler) *imapclient.Client {
-		c, err := imapclient.DialInsecure(l.Addr().String(), &imapclient.Options{UnilateralDataHandler: h})
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { c.Close() })
-		if err := c.Login(addr, res.BridgePassword).Wait(); err != nil {
-			t.Fatal(err)
-		}
-		return c
+	return &realBridge{t: t, env: env, acct: acct, user: user, pass: res.BridgePassword, dataDir: dir,
+		imapAddr: l.Addr().String(), srv: srv, logs: logs}
+}
+
+// dial connects a logged-in client; unilateral data goes to h (may be nil).
+func (rb *realBridge) dial(h *imapclient.UnilateralDataHandler) *imapclient.Client {
+	rb.t.Helper()
+	c, err := imapclient.DialInsecure(rb.imapAddr, &imapclient.Options{UnilateralDataHandler: h})
+	if err != nil {
+		rb.t.Fatal(err)
 	}
+	rb.t.Cleanup(func() { c.Close() })
+	if err := c.Login(rb.user, rb.pass).Wait(); err != nil {
+		rb.t.Fatal(err)
+	}
+	return c
+}
+
+// deliverSealed plays another user's bridge: it seals each message to the
+// recipient's published key and delivers them over the API, 100 per call.
+func deliverSealed(t testing.TB, env *servertest.Env, to string, raws [][]byte) {
+	t.Helper()
+	from := env.NewUser(t, "alice@"+servertest.Domain)
+	kb, _, err := from.Client.LookupKey(context.Background(), to)
+	if err != nil {
+		t.Fatalf("LookupKey: %v", err)
+	}
+	key, err := pgp.ReadKey(kb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for len(raws) > 0 {
+		n := min(len(raws), api.MaxRecipients)
+		ds := make([]api.Delivery, n)
+		for i, raw := range raws[:n] {
+			hb, bb, _, err := pgp.SealMessage(raw, []*pgp.Key{key}, pgp.SealOptions{Signer: from.Key})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ds[i] = api.Delivery{Recipient: to, Size: int64(len(raw)), HeaderBlob: hb, BodyBlob: bb}
+		}
+		if err := from.Client.Deliver(context.Background(), ds); err != nil {
+			t.Fatalf("Deliver: %v", err)
+		}
+		raws = raws[n:]
+	}
+}
+
+// TestOverRealBridge drives imapd over a real bridge account synced from a
+// real server node: APPEND is sealed and stored on the server, and the
+// update comes back through the server's event stream to an idling client.
+func TestOverRealBridge(t *testing.T) {
+	rb := startRealBridge(t, nil, nil)
+	dial := rb.dial
 	c := dial(nil)
 	list, err := c.List("", "*", nil).Collect()
 	if err != nil || len(list) < 6 {

@@ -10,7 +10,15 @@
 // STATUS=SIZE (RFC 8438), ESEARCH (RFC 4731), APPENDLIMIT (RFC 7889), BINARY
 // (RFC 3516) and STARTTLS (RFC 9051 section 6.2.1). CONDSTORE/QRESYNC
 // (RFC 7162) and ID (RFC 2971) are not offered because the library's server
-// does not parse them.
+// does not parse them: ID gets a tagged BAD, which Python's imaplib carries
+// on after; Thunderbird sends ID only to servers that announce it, and mbsync
+// (isync 1.4) never sends it.
+//
+// Parents that do not exist (only "a/b" was created) are listed with
+// \Noselect (and \NonExistent for IMAP4rev2 clients) so clients show the
+// tree. A selected mailbox that another session or device renames stays
+// selected under its new name; one deleted elsewhere is emptied by EXPUNGEs
+// and its commands answer NO [NONEXISTENT].
 //
 // Header-only FETCH items (ENVELOPE, BODYSTRUCTURE, FLAGS, INTERNALDATE,
 // RFC822.SIZE, BODY[HEADER…], UID) are answered from the cached header-blob

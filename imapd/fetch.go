@@ -2,10 +2,13 @@ package imapd
 
 import (
 	"bytes"
+	"errors"
 	"io"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
+
+	"smessenger/internal/store"
 )
 
 // Fetch implements imapserver.Session. Items answered from the header-blob
@@ -40,7 +43,8 @@ func (s *session) markSeen(ts []target, options *imap.FetchOptions) error {
 		return nil
 	}
 	seen := []string{string(imap.FlagSeen)}
-	if err := s.view.StoreFlags(s.ctx, s.sel.st.key.mailbox, uids, flagsAdd, seen); err != nil {
+	err := s.onSelected(func(mailbox string) error { return s.view.StoreFlags(s.ctx, mailbox, uids, flagsAdd, seen) })
+	if err != nil {
 		return s.toIMAP("fetch", err, false)
 	}
 	for i := range ts {
@@ -92,12 +96,20 @@ func headerOnly(bs *imap.FetchItemBodySection) bool {
 func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.FetchOptions) error {
 	var body []byte
 	if needsBody(options, t) {
-		b, err := s.view.Body(s.ctx, s.sel.st.key.mailbox, t.msg.UID)
-		if err != nil {
-			// Expunged meanwhile, or the cache is unreachable: skip this
-			// message rather than failing the whole FETCH.
-			s.srv.log.Warn("imapd: body unavailable for FETCH", "err", err)
+		var b []byte
+		err := s.onSelected(func(mailbox string) (err error) {
+			b, err = s.view.Body(s.ctx, mailbox, t.msg.UID)
+			return err
+		})
+		if errors.Is(err, store.ErrMessageNotFound) || errors.Is(err, store.ErrNotFound) {
+			// Expunged meanwhile: its EXPUNGE follows, so skipping it is
+			// what the client expects.
 			return nil
+		}
+		if err != nil {
+			// Anything else fails the FETCH: silently leaving the message
+			// out would make a syncing client (mbsync) believe it is gone.
+			return s.toIMAP("fetch body", err, false)
 		}
 		body = b
 	}

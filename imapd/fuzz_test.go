@@ -117,3 +117,36 @@ func FuzzSearchMatcher(f *testing.F) {
 		}
 	})
 }
+
+// FuzzHierarchyNames checks the name arithmetic of LIST's missing parents
+// and of RENAME's re-keying on arbitrary names: parents are proper
+// prefixes cut at a delimiter, outermost first; a rename moves a name and
+// its children only, and renaming back restores it.
+func FuzzHierarchyNames(f *testing.F) {
+	for _, s := range [][3]string{{"a/b/c", "a", "x"}, {"a/b", "a/b", "Done"}, {"older", "old", "new"},
+		{"//x//", "/", "y"}, {"INBOX/Sub", "INBOX", "Other"}, {"", "", ""}, {"é/ü", "é", "e"}} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, name, oldName, newName string) {
+		prev := ""
+		for _, p := range ancestors(name) {
+			if p == "" || len(p) <= len(prev) || !strings.HasPrefix(name, p+"/") || strings.HasSuffix(p, "/") {
+				t.Fatalf("ancestors(%q) gave %q after %q", name, p, prev)
+			}
+			prev = p
+		}
+		to, ok := renamedName(name, oldName, newName)
+		if !ok {
+			if to != name {
+				t.Fatalf("renamedName(%q) changed an unrelated name to %q", name, to)
+			}
+			return
+		}
+		if name != oldName && !strings.HasPrefix(name, oldName+"/") {
+			t.Fatalf("renamedName moved %q, which is not under %q", name, oldName)
+		}
+		if back, ok := renamedName(to, newName, oldName); !ok || back != name {
+			t.Fatalf("renaming %q back gave %q", to, back)
+		}
+	})
+}

@@ -25,7 +25,18 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 	for _, b := range boxes {
 		names[b.Name] = true
 	}
+	// Parents that do not exist (only "a/b" was created) are listed too, so
+	// clients can draw the tree; LSUB and the LIST-EXTENDED selections do
+	// not get them (RFC 5258 section 3 returns those only with
+	// RECURSIVEMATCH, which go-imap passes on but we do not implement).
+	implied := !options.SelectSubscribed && !options.SelectSpecialUse
+	shown := map[string]bool{}
 	for _, b := range boxes {
+		if implied {
+			if err := s.listMissingParents(w, b.Name, names, shown, ref, patterns); err != nil {
+				return err
+			}
+		}
 		if !matchAny(b.Name, ref, patterns) {
 			continue
 		}
@@ -42,6 +53,27 @@ func (s *session) List(w *imapserver.ListWriter, ref string, patterns []string, 
 			}
 		}
 		if err := w.WriteList(data); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// listMissingParents writes the ancestors of name that are not mailboxes
+// and match the patterns, once each, outermost first. They carry \Noselect
+// (RFC 3501 section 6.3.8) and, for IMAP4rev2 clients, \NonExistent, which
+// RFC 9051 section 7.3.1 uses for them (it implies \Noselect).
+func (s *session) listMissingParents(w *imapserver.ListWriter, name string, names, shown map[string]bool, ref string, patterns []string) error {
+	for _, parent := range ancestors(name) {
+		if names[parent] || shown[parent] || !matchAny(parent, ref, patterns) {
+			continue
+		}
+		shown[parent] = true
+		attrs := []imap.MailboxAttr{imap.MailboxAttrNoSelect, imap.MailboxAttrHasChildren}
+		if s.conn != nil && s.conn.EnabledCaps().Has(imap.CapIMAP4rev2) {
+			attrs = append([]imap.MailboxAttr{imap.MailboxAttrNonExistent}, attrs...)
+		}
+		if err := w.WriteList(&imap.ListData{Attrs: attrs, Delim: delim, Mailbox: parent}); err != nil {
 			return err
 		}
 	}
@@ -86,4 +118,17 @@ func hasChildren(name string, boxes []bridge.MailboxInfo) bool {
 		}
 	}
 	return false
+}
+
+// ancestors returns the names above name in the hierarchy, outermost first:
+// "a/b/c" gives "a" and "a/b". Empty levels ("a//b", "/a") are skipped: they
+// are not names a client could select.
+func ancestors(name string) []string {
+	var out []string
+	for i := 0; i < len(name); i++ {
+		if name[i] == delim && i > 0 && name[i-1] != delim {
+			out = append(out, name[:i])
+		}
+	}
+	return out
 }

@@ -29,8 +29,11 @@ type stateKey struct {
 // for reading, so sequence numbers and msgs never disagree.
 type mailboxState struct {
 	srv  *Server
-	key  stateKey
-	refs int // guarded by srv.mu
+	key  stateKey    // key.mailbox changes on RENAME: written with srv.mu and mu held
+	refs int         // guarded by srv.mu
+	view bridge.View // key.view, readable without a lock
+	// uidValidity identifies the mailbox across renames: the store keeps it.
+	uidValidity uint32
 
 	mu      sync.RWMutex
 	msgs    []bridge.MessageInfo
@@ -45,7 +48,7 @@ type mailboxState struct {
 
 // acquire returns the shared state of (view, mailbox), creating and loading
 // it on first use. Release it with release.
-func (s *Server) acquire(ctx context.Context, view bridge.View, mailbox string) (*mailboxState, error) {
+func (s *Server) acquire(ctx context.Context, view bridge.View, mailbox string, uidValidity uint32) (*mailboxState, error) {
 	key := stateKey{view: view, mailbox: mailbox}
 	s.mu.Lock()
 	if st, ok := s.states[key]; ok {
@@ -58,13 +61,16 @@ func (s *Server) acquire(ctx context.Context, view bridge.View, mailbox string) 
 	// Watch before listing so nothing that happens in between is missed;
 	// applying an update twice is harmless.
 	updates, cancel := view.Watch(mailbox)
+	gate := s.gates.of(mailbox)
+	gate.Lock()
 	msgs, err := view.Messages(ctx, mailbox)
+	gate.Unlock()
 	if err != nil {
 		cancel()
 		drain(updates)
 		return nil, err
 	}
-	st := &mailboxState{srv: s, key: key, refs: 1, msgs: msgs, cancelWatch: cancel,
+	st := &mailboxState{srv: s, key: key, refs: 1, msgs: msgs, cancelWatch: cancel, uidValidity: uidValidity, view: view,
 		done: make(chan struct{}), idlers: map[chan struct{}]struct{}{}, tracker: imapserver.NewMailboxTracker(uint32(len(msgs)))}
 	if n := len(msgs); n > 0 {
 		st.maxUID = msgs[n-1].UID
@@ -104,6 +110,69 @@ func (s *Server) release(st *mailboxState) {
 	if last {
 		st.stop()
 	}
+}
+
+// name is the mailbox's current name.
+func (st *mailboxState) name() string {
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	return st.key.mailbox
+}
+
+// renamed follows a RENAME of oldName (made by any session of view) to
+// newName: the states of the mailbox and of its children are re-keyed, so
+// the sessions that have them selected go on under the new name instead of
+// failing on the old one (RFC 9051 section 6.3.6 leaves the selection alone).
+func (s *Server) renamed(view bridge.View, oldName, newName string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for key, st := range s.states {
+		if key.view != view {
+			continue
+		}
+		if to, ok := renamedName(key.mailbox, oldName, newName); ok {
+			s.rekeyLocked(st, to)
+		}
+	}
+}
+
+// renamedName is what RENAME oldName newName makes of name: the mailbox
+// itself and its children move ("old/x" → "new/x"), nothing else does
+// ("older" stays).
+func renamedName(name, oldName, newName string) (string, bool) {
+	switch {
+	case name == oldName:
+		return newName, true
+	case strings.HasPrefix(name, oldName+string(delim)):
+		return newName + name[len(oldName):], true
+	}
+	return name, false
+}
+
+// rekey gives st a new mailbox name, unless another state has it already
+// (then st keeps failing with the old name until it is unselected).
+func (s *Server) rekey(st *mailboxState, name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rekeyLocked(st, name)
+}
+
+func (s *Server) rekeyLocked(st *mailboxState, name string) {
+	old := st.key
+	to := stateKey{view: old.view, mailbox: name}
+	if old == to {
+		return
+	}
+	if _, taken := s.states[to]; taken {
+		return
+	}
+	if s.states[old] == st {
+		delete(s.states, old)
+		s.states[to] = st
+	}
+	st.mu.Lock()
+	st.key = to
+	st.mu.Unlock()
 }
 
 func (st *mailboxState) stop() {
@@ -148,6 +217,11 @@ func (st *mailboxState) safeApply(batch []bridge.Update) {
 func (st *mailboxState) apply(batch []bridge.Update) {
 	added := false
 	for _, u := range batch {
+		if u.Mailbox != "" && u.Mailbox != st.name() && u.Kind != bridge.UpdateMailboxDeleted {
+			// The view names updates by the mailbox's current name: it
+			// was renamed, maybe by another device.
+			st.srv.rekey(st, u.Mailbox)
+		}
 		switch u.Kind {
 		case bridge.UpdateAdded:
 			added = true
@@ -163,13 +237,23 @@ func (st *mailboxState) apply(batch []bridge.Update) {
 		}
 	}
 	if added {
-		msgs, err := st.key.view.Messages(st.srv.ctx, st.key.mailbox)
-		if err != nil {
-			st.srv.log.Warn("imapd: listing after an update failed", "err", err)
-			return
-		}
-		st.addNew(msgs)
+		st.refresh(st.srv.ctx)
 	}
+}
+
+// refresh lists the mailbox and announces what is new, once no APPEND,
+// COPY or MOVE into it is in flight through this server (see appendGates).
+func (st *mailboxState) refresh(ctx context.Context) {
+	name := st.name()
+	gate := st.srv.gates.of(name)
+	gate.Lock()
+	defer gate.Unlock()
+	msgs, err := st.view.Messages(ctx, name)
+	if err != nil {
+		st.srv.log.Warn("imapd: listing after an update failed", "err", err)
+		return
+	}
+	st.addNew(msgs)
 }
 
 func (st *mailboxState) allUIDs() []uint32 {
@@ -184,8 +268,10 @@ func (st *mailboxState) allUIDs() []uint32 {
 
 // addNew appends the messages of list (a full listing in UID order) that are
 // newer than anything shown so far. Sequence numbers only grow at the end, so
-// a UID below maxUID that was never shown (a race with our own expunge) is
-// left for the next SELECT.
+// a UID below maxUID that was never shown is left for the next SELECT: a
+// race with our own expunge, or a lower UID that reached the view late by a
+// way appendGates cannot order (IMAP has no way to insert it; RFC 9051
+// section 2.3.1.1 wants UIDs to grow with sequence numbers).
 func (st *mailboxState) addNew(list []bridge.MessageInfo) {
 	st.mu.Lock()
 	defer st.mu.Unlock()

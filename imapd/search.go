@@ -43,7 +43,7 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		return nil, errNoSearchRes
 	}
 	mt := &matcher{body: func(uid uint32) ([]byte, error) {
-		return s.view.Body(s.ctx, st.key.mailbox, uid)
+		return s.view.Body(s.ctx, st.name(), uid)
 	}}
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet

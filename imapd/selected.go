@@ -1,12 +1,14 @@
 package imapd
 
 import (
+	"errors"
 	"slices"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"smessenger/bridge"
+	"smessenger/internal/store"
 )
 
 // systemFlags are the flags every mailbox accepts.
@@ -20,7 +22,7 @@ func (s *session) Select(mailbox string, options *imap.SelectOptions) (*imap.Sel
 	if err != nil {
 		return nil, s.toIMAP("select", err, false)
 	}
-	st, err := s.srv.acquire(s.ctx, s.view, info.Name)
+	st, err := s.srv.acquire(s.ctx, s.view, info.Name, info.UIDValidity)
 	if err != nil {
 		return nil, s.toIMAP("select", err, false)
 	}
@@ -217,7 +219,11 @@ func (s *session) Expunge(_ *imapserver.ExpungeWriter, uids *imap.UIDSet) error 
 			return nil
 		}
 	}
-	removed, err := s.view.Expunge(s.ctx, s.sel.st.key.mailbox, list)
+	var removed []uint32
+	err := s.onSelected(func(mailbox string) (err error) {
+		removed, err = s.view.Expunge(s.ctx, mailbox, list)
+		return err
+	})
 	if err != nil {
 		return s.toIMAP("expunge", err, false)
 	}
@@ -249,7 +255,10 @@ func (s *session) Store(w *imapserver.FetchWriter, numSet imap.NumSet, flags *im
 	default:
 		op = flagsSet
 	}
-	if err := s.view.StoreFlags(s.ctx, s.sel.st.key.mailbox, uidsOf(ts), op, names); err != nil {
+	err := s.onSelected(func(mailbox string) error {
+		return s.view.StoreFlags(s.ctx, mailbox, uidsOf(ts), op, names)
+	})
+	if err != nil {
 		return s.toIMAP("store", err, false)
 	}
 	for i := range ts {
@@ -303,7 +312,14 @@ func (s *session) Copy(numSet imap.NumSet, dest string) (*imap.CopyData, error) 
 		return nil, nil
 	}
 	name := cleanName(dest)
-	uidValidity, pairs, err := s.view.Copy(s.ctx, s.sel.st.key.mailbox, uidsOf(ts), name)
+	var uidValidity uint32
+	var pairs []bridge.UIDPair
+	err := s.srv.gates.adding(name, func() error {
+		return s.onSelected(func(mailbox string) (err error) {
+			uidValidity, pairs, err = s.view.Copy(s.ctx, mailbox, uidsOf(ts), name)
+			return err
+		})
+	})
 	if err != nil {
 		return nil, s.toIMAP("copy", err, true)
 	}
@@ -320,7 +336,15 @@ func (s *session) Move(w *imapserver.MoveWriter, numSet imap.NumSet, dest string
 	if len(ts) == 0 {
 		return nil
 	}
-	uidValidity, pairs, err := s.view.Move(s.ctx, s.sel.st.key.mailbox, uidsOf(ts), cleanName(dest))
+	var uidValidity uint32
+	var pairs []bridge.UIDPair
+	to := cleanName(dest)
+	err := s.srv.gates.adding(to, func() error {
+		return s.onSelected(func(mailbox string) (err error) {
+			uidValidity, pairs, err = s.view.Move(s.ctx, mailbox, uidsOf(ts), to)
+			return err
+		})
+	})
 	if err != nil {
 		return s.toIMAP("move", err, true)
 	}
@@ -343,6 +367,41 @@ func copyData(uidValidity uint32, pairs []bridge.UIDPair) *imap.CopyData {
 		data.DestUIDs.AddNum(imap.UID(p.Dst))
 	}
 	return data
+}
+
+// onSelected runs fn on the selected mailbox under its current name. If the
+// view no longer knows that name, the mailbox was renamed by another device
+// before its update reached us, or deleted: a rename is followed (the
+// mailbox is found by its UIDVALIDITY, which RENAME keeps) and fn runs once
+// more; a deletion ends in errMailboxGone, so the client is told plainly
+// instead of being sent a bare "no such mailbox" for a name it never typed.
+func (s *session) onSelected(fn func(mailbox string) error) error {
+	st := s.sel.st
+	err := fn(st.name())
+	if !errors.Is(err, store.ErrMailboxNotFound) {
+		return err
+	}
+	boxes, lerr := s.view.Mailboxes(s.ctx)
+	if lerr != nil {
+		return err
+	}
+	var found []string
+	for _, b := range boxes {
+		if b.Name == st.name() {
+			return err // still there: the missing one is COPY's destination
+		}
+		if b.UIDValidity == st.uidValidity {
+			found = append(found, b.Name)
+		}
+	}
+	if len(found) != 1 {
+		return errMailboxGone
+	}
+	s.srv.rekey(st, found[0])
+	if err := fn(st.name()); !errors.Is(err, store.ErrMailboxNotFound) {
+		return err
+	}
+	return errMailboxGone
 }
 
 // flagRecent is IMAP4rev1's \Recent, which this server never sets.

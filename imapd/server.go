@@ -67,6 +67,8 @@ type Server struct {
 	cancel context.CancelFunc
 	panics atomic.Int64
 
+	gates *appendGates
+
 	mu     sync.Mutex
 	states map[stateKey]*mailboxState
 }
@@ -102,7 +104,7 @@ func New(cfg Config) *Server {
 	// Wrap again so that even a caller's plain logger cannot print an address.
 	log = slog.New(logging.NewHandler(log.Handler()))
 	ctx, cancel := context.WithCancel(context.Background())
-	s := &Server{cfg: cfg, log: log, ctx: ctx, cancel: cancel, states: make(map[stateKey]*mailboxState)}
+	s := &Server{cfg: cfg, log: log, ctx: ctx, cancel: cancel, states: make(map[stateKey]*mailboxState), gates: newAppendGates()}
 	s.imap = imapserver.New(&imapserver.Options{
 		NewSession: s.newSession,
 		Caps:       capabilities,

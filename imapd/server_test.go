@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -235,9 +234,4 @@ func collectBody(t *testing.T, c *imapclient.Client, uid imap.UID, opts *imap.Fe
 		t.Fatalf("fetch: %v (%d messages)", err, len(msgs))
 	}
 	return msgs[0]
-}
-
-func readAllString(r io.Reader) string {
-	b, _ := io.ReadAll(r)
-	return string(b)
 }

@@ -105,7 +105,12 @@ func (s *session) Rename(mailbox, newName string, _ *imap.RenameOptions) error {
 	if to == "" {
 		return errInvalid
 	}
-	return s.toIMAP("rename", s.view.RenameMailbox(s.ctx, cleanName(mailbox), to), false)
+	from := cleanName(mailbox)
+	if err := s.view.RenameMailbox(s.ctx, from, to); err != nil {
+		return s.toIMAP("rename", err, false)
+	}
+	s.srv.renamed(s.view, from, to)
+	return nil
 }
 
 // Subscribe implements imapserver.Session.
@@ -194,7 +199,11 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 		date = time.Now()
 	}
 	name := cleanName(mailbox)
-	uidValidity, uid, err := s.view.Append(s.ctx, name, raw, flags, date)
+	var uidValidity, uid uint32
+	err = s.srv.gates.adding(name, func() (err error) {
+		uidValidity, uid, err = s.view.Append(s.ctx, name, raw, flags, date)
+		return err
+	})
 	if err != nil {
 		return nil, s.toIMAP("append", err, true)
 	}
@@ -206,13 +215,8 @@ func (s *session) Append(mailbox string, r imap.LiteralReader, options *imap.App
 // instead of when the view's update arrives, so a client that appended or
 // copied into its selected mailbox gets EXISTS before the tagged OK.
 func (s *session) refreshIfSelected(mailbox string) {
-	if s.sel == nil || s.sel.st.key.mailbox != mailbox {
+	if s.sel == nil || s.sel.st.name() != mailbox {
 		return
 	}
-	msgs, err := s.view.Messages(s.ctx, mailbox)
-	if err != nil {
-		s.srv.log.Warn("imapd: listing after append failed", "err", err)
-		return
-	}
-	s.sel.st.addNew(msgs)
+	s.sel.st.refresh(s.ctx)
 }

@@ -132,16 +132,32 @@ func (v *memView) RenameMailbox(_ context.Context, oldName, newName string) erro
 	if oldName == "INBOX" {
 		return fmt.Errorf("memview: %w", store.ErrMailboxProtected)
 	}
-	b, err := v.box(oldName)
-	if err != nil {
+	if _, err := v.box(oldName); err != nil {
 		return err
 	}
 	if _, ok := v.boxes[newName]; ok {
 		return fmt.Errorf("memview: %w", store.ErrMailboxExists)
 	}
-	delete(v.boxes, oldName)
-	b.info.Name = newName
-	v.boxes[newName] = b
+	// As the store does: children follow, UIDVALIDITY stays, and (as the
+	// bridge's Watch does) watchers follow the mailbox to its new name.
+	for name, box := range v.boxes {
+		to := ""
+		switch {
+		case name == oldName:
+			to = newName
+		case strings.HasPrefix(name, oldName+"/"):
+			to = newName + name[len(oldName):]
+		default:
+			continue
+		}
+		delete(v.boxes, name)
+		box.info.Name = to
+		v.boxes[to] = box
+		if ws := v.watchers[name]; ws != nil {
+			delete(v.watchers, name)
+			v.watchers[to] = ws
+		}
+	}
 	return nil
 }
 
@@ -317,7 +333,9 @@ func (v *memView) Watch(mailbox string) (<-chan bridge.Update, func()) {
 	return w.out, func() {
 		once.Do(func() {
 			v.mu.Lock()
-			delete(v.watchers[mailbox], w)
+			for _, ws := range v.watchers { // it may have followed a rename
+				delete(ws, w)
+			}
 			v.mu.Unlock()
 			close(w.stop)
 		})
