@@ -101,7 +101,7 @@ func (s *Store) Lease(ctx context.Context, owner string, now time.Time, ttl time
 	var out store.QueueEntry
 	err := s.update(ctx, "lease", func(tx *bbolt.Tx) error {
 		k, _ := tx.Bucket(bucketQueueDue).Cursor().First()
-		if k == nil || len(k) < 8 || bytes.Compare(k[:8], timeKey(now)) > 0 {
+		if len(k) < 8 || bytes.Compare(k[:8], timeKey(now)) > 0 {
 			return store.ErrQueueEmpty
 		}
 		oldKey := bytes.Clone(k)
