@@ -38,6 +38,18 @@ type OpenConfig struct {
 	// PrefetchWorkers is how many bodies are fetched in the background at
 	// once; default 2, negative disables prefetch.
 	PrefetchWorkers int
+	// PrefetchMessages bounds background prefetch to the newest messages
+	// of each mailbox: default DefaultPrefetchMessages, negative: no
+	// bound. Older bodies are downloaded when a client opens them.
+	PrefetchMessages int
+	// PrefetchBytes bounds what one prefetch run downloads (by the sizes
+	// the server reports): default DefaultPrefetchBytes, negative: no
+	// bound. A run starts after each sync step that added messages.
+	PrefetchBytes int64
+	// SummaryMemory bounds the message summaries (header section,
+	// envelope, structure) kept in memory, in bytes; default
+	// DefaultSummaryMemory. The rest are read from the cache on demand.
+	SummaryMemory int64
 }
 
 // mbox is one mailbox of the in-memory index: the server's record and its
@@ -69,8 +81,10 @@ type Account struct {
 	byName    map[string]uint64
 	refs      map[store.MessageID]int // index entries per message id (moves keep ids)
 	seq       uint64                  // last applied event
+	seqStored uint64                  // last Seq written to the cache; guarded by changeMu
 	addresses []string
 	filter    func(mailbox string, raw []byte) (skip bool, uid uint32)
+	learner   func(from string, header []byte, date time.Time) error
 
 	watch watchHub
 	// changeMu serialises applying changes (events and this bridge's own
@@ -81,8 +95,15 @@ type Account struct {
 	syncedOnce sync.Once
 
 	bodies   *bodyLRU
+	sums     *sumLRU
 	flights  flightGroup
 	prefetch chan struct{}
+
+	appends appendTracker
+	// pending holds appended messages waiting for the next grouped cache
+	// write (see addAppended).
+	pendMu  sync.Mutex
+	pending []*pendingAdd
 }
 
 var _ View = (*Account)(nil)
@@ -128,6 +149,11 @@ func Open(ctx context.Context, cfg OpenConfig) (*Account, error) {
 		mem = 32 << 20
 	}
 	a.bodies = newBodyLRU(mem)
+	sm := cfg.SummaryMemory
+	if sm <= 0 {
+		sm = DefaultSummaryMemory
+	}
+	a.sums = newSumLRU(sm)
 	a.watch.init()
 	if err := a.openCache(filepath.Join(cfg.DataDir, cacheName), sec.CacheKey); err != nil {
 		return nil, err
@@ -163,7 +189,7 @@ func (a *Account) openCache(path string, key []byte) error {
 		}
 	}
 	a.cache = c
-	a.seq = l.seq
+	a.seq, a.seqStored = l.seq, l.seq
 	a.addresses = l.addresses
 	if len(a.addresses) == 0 {
 		a.addresses = append([]string(nil), a.vault.Addresses...)
@@ -183,7 +209,11 @@ func (a *Account) Close() error {
 	if c, ok := a.srv.(io.Closer); ok {
 		c.Close()
 	}
-	return a.cache.close()
+	ferr := a.flushSeq()
+	if err := a.cache.close(); err != nil {
+		return err
+	}
+	return ferr
 }
 
 // Addresses returns the account's addresses, primary first.
@@ -220,6 +250,28 @@ func (a *Account) SetAppendFilter(f func(mailbox string, raw []byte) (skip bool,
 	a.filter = f
 	a.mu.Unlock()
 }
+
+// SetAutocryptLearner installs the hook the sync engine calls for every
+// message added to INBOX (by a sync, a live event or an APPEND), after it
+// is committed to the cache, with the single From address, the header
+// section and the message's date. NewRouter installs the router's
+// LearnAutocrypt. Errors are logged; they do not stop the sync.
+func (a *Account) SetAutocryptLearner(f func(from string, header []byte, date time.Time) error) {
+	a.mu.Lock()
+	a.learner = f
+	a.mu.Unlock()
+}
+
+func (a *Account) learnerFunc() func(string, []byte, time.Time) error {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	return a.learner
+}
+
+// Proxy returns the account's SOCKS5 proxy URL (socks5://host:port), or ""
+// when it connects directly. Everything the bridge sends to the network
+// (the channel to the server, WKD lookups) should use it.
+func (a *Account) Proxy() string { return a.vault.Proxy }
 
 // WaitSynced blocks until the first catch-up with the server has finished
 // (or ctx ends).

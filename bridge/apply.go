@@ -2,6 +2,7 @@ package bridge
 
 import (
 	"slices"
+	"time"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -15,48 +16,79 @@ import (
 // operations are de-duplicated. Each takes changeMu, so changes apply one at
 // a time and watchers see them in order.
 
+// addGroup is a batch of messages for one mailbox: entries (with their
+// summaries when new to the cache) and bodies to cache by message id.
+type addGroup struct {
+	mbID   uint64
+	es     []*entry
+	bodies map[store.MessageID][]byte
+}
+
+// learnItem is a received INBOX message for the Autocrypt learner.
+type learnItem struct {
+	from   string
+	header []byte
+	date   time.Time
+}
+
 // addEntries inserts messages into mailbox mbID, skipping UIDs already
 // known, caches the given bodies (by message id) and records seq (0: leave
 // the stored Seq alone). It notifies watchers of each added UID.
 func (a *Account) addEntries(mbID uint64, es []*entry, bodies map[store.MessageID][]byte, seq uint64) error {
 	a.changeMu.Lock()
 	defer a.changeMu.Unlock()
+	return a.addGroupsLocked([]addGroup{{mbID: mbID, es: es, bodies: bodies}}, seq)
+}
+
+// addGroupsLocked adds several mailboxes' messages in one cache
+// transaction. Entries carrying a summary have it written to the cache and
+// the summary LRU, and leave the index without it. The caller holds
+// changeMu.
+func (a *Account) addGroupsLocked(groups []addGroup, seq uint64) error {
+	type plan struct {
+		g     addGroup
+		b     *mbox
+		fresh []*entry
+		info  store.Mailbox
+	}
+	plans := make([]plan, 0, len(groups))
+	var learn []learnItem
+	learner := a.learnerFunc()
 	a.mu.RLock()
-	b := a.boxes[mbID]
-	var fresh []*entry
-	if b != nil {
-		for _, e := range es {
-			if _, ok := b.find(e.uid); !ok {
-				fresh = append(fresh, e)
+	for _, g := range groups {
+		b := a.boxes[g.mbID]
+		if b == nil {
+			continue
+		}
+		p := plan{g: g, b: b, info: b.info}
+		seen := map[uint32]bool{}
+		for _, e := range g.es {
+			if _, ok := b.find(e.uid); !ok && !seen[e.uid] {
+				seen[e.uid] = true
+				p.fresh = append(p.fresh, e)
 			}
 		}
+		if learner != nil && isInbox(b.info) {
+			learn = appendLearn(learn, p.fresh)
+		}
+		plans = append(plans, p)
 	}
 	a.mu.RUnlock()
-	if b == nil {
-		return a.recordSeqLocked(seq)
-	}
-	var info store.Mailbox
 	err := a.cache.db.Update(func(tx *bolt.Tx) error {
-		for _, e := range fresh {
-			if err := a.cache.putMessage(tx, mbID, e); err != nil {
-				return err
-			}
-			if body, ok := bodies[e.id]; ok {
-				if err := a.cache.putBody(tx, e.id, body); err != nil {
+		for i := range plans {
+			p := &plans[i]
+			for _, e := range p.fresh {
+				if err := a.putEntryTx(tx, p.g.mbID, e, p.g.bodies); err != nil {
 					return err
 				}
-				e.hasBody = true
+				if e.uid >= p.info.UIDNext {
+					p.info.UIDNext = e.uid + 1
+				}
 			}
-		}
-		info = b.info
-		for _, e := range fresh {
-			if e.uid >= info.UIDNext {
-				info.UIDNext = e.uid + 1
-			}
-		}
-		if info.UIDNext != b.info.UIDNext {
-			if err := a.cache.putMailbox(tx, info); err != nil {
-				return err
+			if p.info.UIDNext != p.b.info.UIDNext {
+				if err := a.cache.putMailbox(tx, p.info); err != nil {
+					return err
+				}
 			}
 		}
 		return a.putSeqTx(tx, seq)
@@ -65,25 +97,81 @@ func (a *Account) addEntries(mbID uint64, es []*entry, bodies map[store.MessageI
 		return err
 	}
 	a.mu.Lock()
-	b.info.UIDNext = info.UIDNext
-	for _, e := range fresh {
-		i, ok := b.find(e.uid)
-		if ok {
-			continue
+	for _, p := range plans {
+		p.b.info.UIDNext = max(p.b.info.UIDNext, p.info.UIDNext)
+		for _, e := range p.fresh {
+			i, ok := p.b.find(e.uid)
+			if ok {
+				continue
+			}
+			if e.sum != nil {
+				a.sums.put(e.id, e.sum)
+				e.sum = nil // the index stays compact; see summaries.go
+			}
+			p.b.msgs = slices.Insert(p.b.msgs, i, e)
+			a.refs[e.id]++
 		}
-		b.msgs = slices.Insert(b.msgs, i, e)
-		a.refs[e.id]++
 	}
 	a.setSeqLocked(seq)
 	a.mu.Unlock()
-	for _, e := range fresh {
-		a.bodies.note(e.id, bodies[e.id])
-		a.watch.publish(mbID, Update{Kind: UpdateAdded, UID: e.uid})
+	added := false
+	for _, p := range plans {
+		for _, e := range p.fresh {
+			a.bodies.note(e.id, p.g.bodies[e.id])
+			a.watch.publish(p.g.mbID, Update{Kind: UpdateAdded, UID: e.uid})
+			added = true
+		}
 	}
-	if len(fresh) > 0 {
+	for _, l := range learn {
+		if err := learner(l.from, l.header, l.date); err != nil {
+			a.log.Warn("bridge: Autocrypt state not updated", "err", err)
+		}
+	}
+	if added {
 		a.kickPrefetch()
 	}
 	return nil
+}
+
+// putEntryTx writes one new entry: its index record, its summary when it
+// carries one (a moved entry does not: its summary is stored under the same
+// message id already), and its body when given.
+func (a *Account) putEntryTx(tx *bolt.Tx, mbID uint64, e *entry, bodies map[store.MessageID][]byte) error {
+	if body, ok := bodies[e.id]; ok {
+		if err := a.cache.putBody(tx, e.id, body); err != nil {
+			return err
+		}
+		e.hasBody = true
+	}
+	if e.sum != nil {
+		if err := a.cache.putSummary(tx, e.id, e.sum); err != nil {
+			return err
+		}
+	}
+	return a.cache.putMessage(tx, mbID, e)
+}
+
+func isInbox(mb store.Mailbox) bool {
+	return mb.SpecialUse == store.SpecialInbox || mb.Name == "INBOX"
+}
+
+// appendLearn adds what the Autocrypt learner needs of each entry with a
+// single From address. Autocrypt Level 1 dates a header by the message's
+// Date field; the internal date stands in when it has none.
+func appendLearn(out []learnItem, es []*entry) []learnItem {
+	for _, e := range es {
+		s := e.sum
+		if s == nil || len(s.Envelope.From) != 1 {
+			continue
+		}
+		f := s.Envelope.From[0]
+		date := s.Envelope.Date
+		if date.IsZero() {
+			date = e.date
+		}
+		out = append(out, learnItem{from: f.Mailbox + "@" + f.Host, header: s.Header, date: date})
+	}
+	return out
 }
 
 // setFlags sets the flags of messages of mailbox mbID (uid → flags).
@@ -125,7 +213,7 @@ func (a *Account) setFlags(mbID uint64, changes map[uint32][]string, modseq map[
 	}
 	a.mu.Lock()
 	for _, c := range todo {
-		c.e.flags = c.flags
+		c.e.flags = internFlags(c.flags)
 		if m := modseq[c.e.uid]; m > c.e.modseq {
 			c.e.modseq = m
 		}
@@ -177,16 +265,12 @@ func (a *Account) removeUIDs(mbID uint64, uids []uint32, seq uint64) error {
 				return err
 			}
 		}
-		for _, id := range orphans {
-			if err := a.cache.deleteBody(tx, id); err != nil {
-				return err
-			}
+		if err := a.deleteOrphansTx(tx, orphans); err != nil {
+			return err
 		}
 		return a.putSeqTx(tx, seq)
 	})
-	for _, id := range orphans {
-		a.bodies.drop(id)
-	}
+	a.dropOrphans(orphans)
 	for _, e := range gone {
 		a.watch.publish(mbID, Update{Kind: UpdateExpunged, UID: e.uid})
 	}
@@ -219,12 +303,16 @@ func (a *Account) reconcileMailboxes(list []store.Mailbox, seq uint64) error {
 			gone = append(gone, id)
 		}
 	}
+	orphans := a.orphansOfLocked(gone)
 	a.mu.RUnlock()
 	err := a.cache.db.Update(func(tx *bolt.Tx) error {
 		for _, id := range gone {
 			if err := a.cache.deleteMailbox(tx, id); err != nil {
 				return err
 			}
+		}
+		if err := a.deleteOrphansTx(tx, orphans); err != nil {
+			return err
 		}
 		for _, mb := range put {
 			if err := a.cache.putMailbox(tx, mb); err != nil {
@@ -266,10 +354,52 @@ func (a *Account) reconcileMailboxes(list []store.Mailbox, seq uint64) error {
 	}
 	a.setSeqLocked(seq)
 	a.mu.Unlock()
+	a.dropOrphans(orphans)
 	for _, id := range gone {
 		a.watch.publish(id, Update{Kind: UpdateMailboxDeleted})
 	}
 	return nil
+}
+
+// orphansOfLocked returns the message ids that only the mailboxes gone
+// refer to; the caller holds a.mu.
+func (a *Account) orphansOfLocked(gone []uint64) []store.MessageID {
+	n := map[store.MessageID]int{}
+	for _, id := range gone {
+		if b := a.boxes[id]; b != nil {
+			for _, e := range b.msgs {
+				n[e.id]++
+			}
+		}
+	}
+	var out []store.MessageID
+	for id, k := range n {
+		if a.refs[id] <= k {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// deleteOrphansTx removes the bodies and summaries of messages no index
+// entry refers to any more.
+func (a *Account) deleteOrphansTx(tx *bolt.Tx, ids []store.MessageID) error {
+	for _, id := range ids {
+		if err := a.cache.deleteBody(tx, id); err != nil {
+			return err
+		}
+		if err := a.cache.deleteSummary(tx, id); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (a *Account) dropOrphans(ids []store.MessageID) {
+	for _, id := range ids {
+		a.bodies.drop(id)
+		a.sums.drop(id)
+	}
 }
 
 // recordSeq stores seq alone (an event that changed nothing here).
@@ -279,24 +409,50 @@ func (a *Account) recordSeq(seq uint64) error {
 	return a.recordSeqLocked(seq)
 }
 
+// seqFlushEvery bounds how many events that changed nothing (mostly the
+// echoes of this bridge's own operations) may pass before their Seq is
+// written. Until then it rides along with the next change's transaction:
+// a Seq lost in a crash only means those events are applied again, which
+// changes nothing.
+const seqFlushEvery = 256
+
 func (a *Account) recordSeqLocked(seq uint64) error {
 	if seq == 0 {
 		return nil
 	}
-	if err := a.cache.db.Update(func(tx *bolt.Tx) error { return a.putSeqTx(tx, seq) }); err != nil {
-		return err
-	}
 	a.mu.Lock()
 	a.setSeqLocked(seq)
 	a.mu.Unlock()
-	return nil
-}
-
-func (a *Account) putSeqTx(tx *bolt.Tx, seq uint64) error {
-	if seq == 0 {
+	if a.seq-a.seqStored < seqFlushEvery {
 		return nil
 	}
-	return a.cache.putSeq(tx, seq)
+	return a.cache.db.Update(func(tx *bolt.Tx) error { return a.putSeqTx(tx, 0) })
+}
+
+// flushSeq writes the applied Seq if it is ahead of the stored one.
+func (a *Account) flushSeq() error {
+	a.changeMu.Lock()
+	defer a.changeMu.Unlock()
+	if a.seq <= a.seqStored {
+		return nil
+	}
+	return a.cache.db.Update(func(tx *bolt.Tx) error { return a.putSeqTx(tx, 0) })
+}
+
+// putSeqTx stores the larger of seq and the applied Seq when it is ahead of
+// the stored one. Every change is committed before the in-memory Seq moves
+// past its event, so storing a.seq with any later change is safe. The
+// caller holds changeMu, under which alone a.seq and a.seqStored change.
+func (a *Account) putSeqTx(tx *bolt.Tx, seq uint64) error {
+	seq = max(seq, a.seq)
+	if seq <= a.seqStored {
+		return nil
+	}
+	if err := a.cache.putSeq(tx, seq); err != nil {
+		return err
+	}
+	a.seqStored = seq
+	return nil
 }
 
 func (a *Account) setSeqLocked(seq uint64) {

@@ -14,6 +14,7 @@ import (
 
 	"smessenger/internal/api"
 	"smessenger/internal/server/servertest"
+	"smessenger/internal/store"
 	"smessenger/pgp"
 )
 
@@ -120,7 +121,8 @@ func BenchmarkMessages(b *testing.B) {
 		b.Fatal(err)
 	}
 	for uid := uint32(1); uid <= 5000; uid++ {
-		bx.msgs = append(bx.msgs, &entry{uid: uid, id: 1, flags: []string{`\Seen`}, sum: sum})
+		bx.msgs = append(bx.msgs, &entry{uid: uid, id: store.MessageID(uid), flags: []string{`\Seen`}})
+		a.sums.put(store.MessageID(uid), sum)
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

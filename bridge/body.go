@@ -63,9 +63,14 @@ func (a *Account) Body(ctx context.Context, mailbox string, uid uint32) ([]byte,
 // it to the in-memory LRU, prefetch does not, so it cannot flush it).
 func (a *Account) downloadBody(ctx context.Context, mbID uint64, e *entry) ([]byte, error) {
 	a.mu.RLock()
-	probe := &entry{uid: e.uid, id: e.id, sum: e.sum, decrypted: e.decrypted, external: e.external}
+	probe := &entry{uid: e.uid, id: e.id, decrypted: e.decrypted, external: e.external}
 	a.mu.RUnlock()
-	body, changed, err := a.materialize(ctx, probe, nil)
+	probe.sum = a.summaryOf(e.id)
+	var herr error
+	if probe.sum == nil {
+		herr = errRecord // recompute it from the body
+	}
+	body, changed, err := a.materialize(ctx, probe, herr)
 	if err != nil {
 		return nil, err
 	}
@@ -84,25 +89,34 @@ func (a *Account) downloadBody(ctx context.Context, mbID uint64, e *entry) ([]by
 		return body, nil
 	}
 	if changed {
-		cur.sum, cur.size, cur.decrypted, cur.external = probe.sum, probe.size, true, probe.external
+		cur.size, cur.decrypted, cur.external = probe.size, true, probe.external
 	}
 	err = a.cache.db.Update(func(tx *bolt.Tx) error {
 		if changed {
 			if err := a.cache.putMessage(tx, mbID, &cur); err != nil {
 				return err
 			}
+			if err := a.cache.putSummary(tx, e.id, probe.sum); err != nil {
+				return err
+			}
 		}
-		return a.cache.putBody(tx, e.id, body)
+		if err := a.cache.putBody(tx, e.id, body); err != nil {
+			return err
+		}
+		return a.putSeqTx(tx, 0)
 	})
 	if err != nil {
 		a.log.Warn("bridge: could not cache a body", "err", err)
-	} else {
-		a.mu.Lock()
-		e.hasBody = true
-		if changed {
-			e.sum, e.size, e.decrypted, e.external = cur.sum, cur.size, true, cur.external
-		}
-		a.mu.Unlock()
+		return body, nil
+	}
+	a.mu.Lock()
+	e.hasBody = true
+	if changed {
+		e.size, e.decrypted, e.external = cur.size, true, cur.external
+	}
+	a.mu.Unlock()
+	if changed {
+		a.sums.put(e.id, probe.sum)
 	}
 	return body, nil
 }
@@ -143,6 +157,9 @@ func (a *Account) materialize(ctx context.Context, e *entry, headerErr error) (b
 		body, changed = placeholder(hdr, decryptReason(oerr)), true
 	case external:
 		body, changed = a.decryptExternal(ctx, plain, hdr), !e.decrypted
+	case hasOurResult(plain):
+		// Plain mail claiming a result of ours: the claim is forged.
+		body, changed = stripOurResults(plain), !e.decrypted || headerErr != nil
 	default:
 		body, changed = plain, headerErr != nil
 	}

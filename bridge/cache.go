@@ -7,12 +7,16 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
 	bolterrors "go.etcd.io/bbolt/errors"
 
 	"smessenger/internal/store"
+	"smessenger/pgp"
 )
 
 // The cache's bbolt layout. Keys are numbers only (mailbox ids, UIDs,
@@ -23,6 +27,7 @@ var (
 	bucketMailboxes = []byte("mailboxes") // mailbox id → store.Mailbox
 	bucketMessages  = []byte("messages")  // mailbox id → (uid → record)
 	bucketBodies    = []byte("bodies")    // message id → decrypted message
+	bucketSummaries = []byte("summaries") // message id → pgp.EncodeSummary (schema 2)
 
 	keySchema    = []byte("schema") // plaintext schema version
 	keyCheck     = []byte("check")  // sealed known value: proves the cache key
@@ -30,8 +35,9 @@ var (
 	keyAddresses = []byte("addresses")
 )
 
-// cacheSchema is the version of the layout above.
-const cacheSchema = "1"
+// cacheSchema is the version of the layout above. Schema 1 kept each
+// summary inside its message record; cache_migrate.go upgrades it in place.
+const cacheSchema = "2"
 
 const cacheCheckValue = "smessenger bridge cache"
 
@@ -100,23 +106,28 @@ func tryOpenCache(path string, s *sealer) (c *cache, err error) {
 		}
 	}()
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketBodies} {
+		for _, b := range [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketBodies, bucketSummaries} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
-		if v := meta.Get(keySchema); v == nil {
+		v := meta.Get(keySchema)
+		if v == nil {
 			if err := meta.Put(keySchema, []byte(cacheSchema)); err != nil {
 				return err
 			}
 			return meta.Put(keyCheck, s.seal([]byte(cacheCheckValue), aadFor(bucketMeta, nil, keyCheck)))
-		} else if string(v) != cacheSchema {
+		}
+		if string(v) != cacheSchema && string(v) != "1" {
 			return fmt.Errorf("bridge: cache schema %q unknown", v)
 		}
 		got, err := s.open(meta.Get(keyCheck), aadFor(bucketMeta, nil, keyCheck))
 		if err != nil || string(got) != cacheCheckValue {
 			return errCacheKey
+		}
+		if string(v) == "1" {
+			return migrateSchema1(tx, s)
 		}
 		return nil
 	})
@@ -144,7 +155,8 @@ type loaded struct {
 	bodies    map[store.MessageID]bool
 }
 
-// load reads everything but bodies into memory. A record that fails to
+// load reads the compact index into memory: mailboxes and message records,
+// not summaries nor bodies (only which bodies are cached). A record that fails to
 // open or decode is reported: the caller treats the cache as damaged.
 func (c *cache) load() (*loaded, error) {
 	l := &loaded{boxes: map[uint64]*mbox{}, bodies: map[store.MessageID]bool{}}
@@ -262,6 +274,7 @@ func (c *cache) putMessage(tx *bolt.Tx, mbID uint64, e *entry) error {
 		return err
 	}
 	k := u32key(e.uid)
+	b.FillPercent = denseFill
 	return b.Put(k, c.s.seal(encodeRecord(e), aadFor(bucketMessages, bk, k)))
 }
 
@@ -298,4 +311,80 @@ func (c *cache) putBody(tx *bolt.Tx, id store.MessageID, body []byte) error {
 
 func (c *cache) deleteBody(tx *bolt.Tx, id store.MessageID) error {
 	return tx.Bucket(bucketBodies).Delete(u64key(uint64(id)))
+}
+
+// denseFill is the page fill of the message and summary buckets. Their
+// keys (UIDs, message ids) grow, so nearly every insert goes at the end, and
+// bbolt's default of half-full pages would double the file and the pages a
+// listing maps into memory.
+const denseFill = 0.9
+
+func (c *cache) putSummary(tx *bolt.Tx, id store.MessageID, sum *pgp.Summary) error {
+	k := u64key(uint64(id))
+	b := tx.Bucket(bucketSummaries)
+	b.FillPercent = denseFill
+	return b.Put(k, c.s.seal(pgp.EncodeSummary(sum), aadFor(bucketSummaries, nil, k)))
+}
+
+func (c *cache) deleteSummary(tx *bolt.Tx, id store.MessageID) error {
+	return tx.Bucket(bucketSummaries).Delete(u64key(uint64(id)))
+}
+
+// summaryIn reads and decodes one summary from the summaries bucket b:
+// nil and no error when it is not stored.
+func (c *cache) summaryIn(b *bolt.Bucket, id store.MessageID) (*pgp.Summary, error) {
+	k := u64key(uint64(id))
+	v := b.Get(k)
+	if v == nil {
+		return nil, nil
+	}
+	p, err := c.s.open(v, aadFor(bucketSummaries, nil, k))
+	if err != nil {
+		return nil, err
+	}
+	sum, err := pgp.DecodeSummary(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: summary: %v", errRecord, err)
+	}
+	return sum, nil
+}
+
+// summaries reads the summaries of ids in one read transaction (so a
+// listing of thousands costs one bbolt View), decrypting and decoding on
+// all cores when there are many. out[i] is nil for a summary that is
+// missing or unreadable; errs counts those that failed to open.
+func (c *cache) summaries(ids []store.MessageID) (out []*pgp.Summary, failed int, err error) {
+	out = make([]*pgp.Summary, len(ids))
+	var bad atomic.Int64
+	err = c.db.View(func(tx *bolt.Tx) error {
+		b := tx.Bucket(bucketSummaries)
+		work := func(lo, hi int) {
+			for i := lo; i < hi; i++ {
+				s, err := c.summaryIn(b, ids[i])
+				if err != nil {
+					bad.Add(1)
+				}
+				out[i] = s
+			}
+		}
+		workers := runtime.GOMAXPROCS(0)
+		if len(ids) < 256 || workers < 2 {
+			work(0, len(ids))
+			return nil
+		}
+		// A read-only transaction's buckets are only read (Get makes its
+		// own cursor), so the goroutines can share it.
+		var wg sync.WaitGroup
+		per := (len(ids) + workers - 1) / workers
+		for lo := 0; lo < len(ids); lo += per {
+			wg.Add(1)
+			go func(lo, hi int) {
+				defer wg.Done()
+				work(lo, hi)
+			}(lo, min(lo+per, len(ids)))
+		}
+		wg.Wait()
+		return nil
+	})
+	return out, int(bad.Load()), err
 }

@@ -47,8 +47,8 @@ func TestRecordRoundTrip(t *testing.T) {
 		got.size != e.size || got.modseq != e.modseq || !got.decrypted || !got.external {
 		t.Fatalf("record changed: %+v vs %+v", got, e)
 	}
-	if got.sum.Envelope.Subject != "round trip" {
-		t.Fatalf("summary subject %q", got.sum.Envelope.Subject)
+	if got.sum != nil {
+		t.Fatal("an index record carries a summary")
 	}
 	for n := 0; n < len(encodeRecord(e)); n += 7 {
 		if _, err := decodeRecord(encodeRecord(e)[:n]); err == nil {
@@ -58,10 +58,19 @@ func TestRecordRoundTrip(t *testing.T) {
 }
 
 func FuzzDecodeRecord(f *testing.F) {
-	f.Add(encodeRecord(testEntry(f, 1, testMessage("seed", "body"))))
+	e := testEntry(f, 1, testMessage("seed", "body"))
+	f.Add(encodeRecord(e))
+	v1 := append(encodeRecord(e), pgp.EncodeSummary(e.sum)...)
+	v1[0] = recordVersion1
+	f.Add(v1)
 	f.Add([]byte{recordVersion})
 	f.Add(make([]byte, 40))
 	f.Fuzz(func(t *testing.T, b []byte) {
+		if e, err := decodeRecordV1(b); err == nil && (e.sum == nil || e.uid == 0) {
+			t.Fatal("schema 1 record decoded without summary or UID")
+		} else if err != nil && !errors.Is(err, errRecord) {
+			t.Fatalf("schema 1 error is not errRecord: %v", err)
+		}
 		e, err := decodeRecord(b)
 		if err != nil {
 			if !errors.Is(err, errRecord) {
@@ -94,6 +103,9 @@ func TestCacheEncryptedAtRest(t *testing.T) {
 		if err := c.putMessage(tx, 3, e); err != nil {
 			return err
 		}
+		if err := c.putSummary(tx, e.id, e.sum); err != nil {
+			return err
+		}
 		if err := c.putBody(tx, e.id, raw); err != nil {
 			return err
 		}
@@ -121,8 +133,12 @@ func TestCacheEncryptedAtRest(t *testing.T) {
 		t.Fatal(err)
 	}
 	if l.seq != 77 || l.boxes[3] == nil || l.boxes[3].info.Name != "Box "+marker || len(l.boxes[3].msgs) != 1 ||
-		!l.boxes[3].msgs[0].hasBody || l.boxes[3].msgs[0].sum.Envelope.Subject != "subject "+marker {
+		!l.boxes[3].msgs[0].hasBody || l.boxes[3].msgs[0].sum != nil {
 		t.Fatalf("loaded %+v", l)
+	}
+	sums, failed, err := c.summaries([]store.MessageID{e.id, 999})
+	if err != nil || failed != 0 || sums[0] == nil || sums[0].Envelope.Subject != "subject "+marker || sums[1] != nil {
+		t.Fatalf("summaries %+v %d %v", sums, failed, err)
 	}
 	body, err := c.getBody(e.id)
 	if err != nil || !bytes.Equal(body, raw) {

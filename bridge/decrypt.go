@@ -106,6 +106,49 @@ func isOurResult(name string, f []byte) bool {
 	return false
 }
 
+// hasOurResult reports whether msg's header section (a whole message or
+// only its header) carries a field that claims to come from this bridge.
+func hasOurResult(msg []byte) bool {
+	hdr := msg
+	if i := bytes.Index(msg, []byte("\n\r\n")); i >= 0 {
+		hdr = msg[:i+1]
+	} else if i := bytes.Index(msg, []byte("\n\n")); i >= 0 {
+		hdr = msg[:i+1]
+	}
+	// Cheap pre-filter: nearly all mail mentions neither name.
+	low := bytes.ToLower(hdr)
+	if !bytes.Contains(low, []byte("x-smessenger-signature")) && !bytes.Contains(low, []byte(authServID)) {
+		return false
+	}
+	fields, _ := splitMessage(hdr)
+	for _, f := range fields {
+		if isOurResult(fieldName(f), f) {
+			return true
+		}
+	}
+	return false
+}
+
+// stripOurResults removes the fields that claim to come from this bridge
+// from a message shown as it was received (not decrypted by us, so it
+// carries no result of ours), keeping every other byte as it was.
+func stripOurResults(msg []byte) []byte {
+	fields, body := splitMessage(msg)
+	var b bytes.Buffer
+	b.Grow(len(msg))
+	n := 0
+	for _, f := range fields {
+		n += len(f)
+		if !isOurResult(fieldName(f), f) {
+			b.Write(f)
+		}
+	}
+	// The blank line between header and body, as the message wrote it.
+	b.Write(msg[n : len(msg)-len(body)])
+	b.Write(body)
+	return b.Bytes()
+}
+
 // withSignatureResult prepends our result fields to msg and removes any
 // earlier copies of them.
 func withSignatureResult(msg []byte, st pgp.SigStatus, signer string) []byte {

@@ -12,5 +12,13 @@
 // (RFC 8601) with the method "x-smessenger-pgp". Mailbox semantics (UIDs,
 // UIDVALIDITY, flags) follow IMAP4rev2 (RFC 9051); the key derivation for the
 // vault is Argon2id (RFC 9106) and records are sealed with
-// XChaCha20-Poly1305 (RFC 8439 and its extended-nonce variant).
+// XChaCha20-Poly1305 (RFC 8439 and its extended-nonce variant). Autocrypt
+// state is learned per Autocrypt Level 1 from every message added to INBOX.
+//
+// Memory: the in-memory index holds a few dozen bytes per message (UID,
+// flags, dates, size, ids); message summaries are read from the encrypted
+// cache on demand and kept in a bounded LRU (OpenConfig.SummaryMemory);
+// decrypted bodies likewise (OpenConfig.BodyMemory). Background prefetch of
+// bodies is bounded to the newest messages of each mailbox and a byte budget
+// per run (OpenConfig.PrefetchMessages, PrefetchBytes).
 package bridge

@@ -207,8 +207,8 @@ func (c *wkdCache) put(addr string, k *pgp.Key) {
 // LearnFromMailbox feeds the Autocrypt headers of every message in an
 // Account mailbox (normally INBOX) to LearnAutocrypt, oldest first as the
 // Level 1 update rules expect. It reads only the cached header summaries.
-// Until the sync engine calls LearnAutocrypt for each new message, the
-// bridge runs this at start and after new mail.
+// New mail is learned as it arrives (NewRouter registers the Account's
+// learner); this catches up on mail synced before a router existed.
 func (r *Router) LearnFromMailbox(ctx context.Context, mailbox string) error {
 	a := r.cfg.Account
 	if a == nil || r.cfg.Contacts == nil {

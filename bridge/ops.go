@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"time"
 
 	"smessenger/internal/store"
-	"smessenger/pgp"
 )
 
 // Each operation calls the server first and, once it answered (so the change
@@ -86,49 +84,6 @@ func (a *Account) mailboxID(name string) (id uint64, validity uint32, canonical 
 	return b.info.ID, b.info.UIDValidity, b.info.Name, nil
 }
 
-// Append seals raw to the account's own key (signed by it) and stores it.
-func (a *Account) Append(ctx context.Context, mailbox string, raw []byte, flags []string, date time.Time) (uint32, uint32, error) {
-	mbID, validity, name, err := a.mailboxID(mailbox)
-	if err != nil {
-		return 0, 0, err
-	}
-	a.mu.RLock()
-	filter := a.filter
-	a.mu.RUnlock()
-	if filter != nil {
-		if skip, uid := filter(name, raw); skip {
-			return validity, uid, nil
-		}
-	}
-	hb, bb, sum, err := pgp.SealMessage(raw, []*pgp.Key{a.key}, pgp.SealOptions{Signer: a.key})
-	if err != nil {
-		return 0, 0, fmt.Errorf("bridge: seal: %w", err)
-	}
-	meta, err := a.srv.Append(ctx, name, store.NewMessage{
-		Flags: flags, InternalDate: date, Size: int64(len(raw)), HeaderBlob: hb, BodyBlob: bb,
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("bridge: append: %w", err)
-	}
-	e := &entry{uid: meta.UID, id: meta.ID, flags: meta.Flags, date: meta.InternalDate,
-		size: meta.Size, modseq: meta.ModSeq, sum: sum}
-	bodies := map[store.MessageID][]byte{}
-	if sum.Encrypted {
-		// An already encrypted message (rare: a client filing PGP mail):
-		// show it decrypted like one that arrived so.
-		body, _, err := a.materialize(ctx, e, nil)
-		if err == nil {
-			bodies[e.id] = body
-		}
-	} else {
-		bodies[e.id] = raw
-	}
-	if err := a.addEntries(mbID, []*entry{e}, bodies, 0); err != nil {
-		a.log.Warn("bridge: appended message not cached yet", "err", err)
-	}
-	return validity, meta.UID, nil
-}
-
 // StoreFlags changes flags on the server and applies its answer.
 func (a *Account) StoreFlags(ctx context.Context, mailbox string, uids []uint32, op FlagOp, flags []string) error {
 	mbID, _, name, err := a.mailboxID(mailbox)
@@ -205,6 +160,7 @@ func (a *Account) applyTransfer(ctx context.Context, srcID, dstID uint64, dstNam
 		}
 	}
 	var added []*entry
+	var srcIDs []store.MessageID
 	a.mu.RLock()
 	if b := a.boxes[srcID]; b != nil {
 		for _, p := range pairs {
@@ -220,12 +176,19 @@ func (a *Account) applyTransfer(ctx context.Context, srcID, dstID uint64, dstNam
 				if !ok {
 					continue
 				}
+				srcIDs = append(srcIDs, e.id)
 				e.id, e.flags, e.date, e.modseq = m.ID, m.Flags, m.InternalDate, m.ModSeq
 			}
 			added = append(added, &e)
 		}
 	}
 	a.mu.RUnlock()
+	if !move {
+		// A copy has a new message id: its summary is stored anew.
+		for i, s := range a.summariesOf(srcIDs) {
+			added[i].sum = s
+		}
+	}
 	if err := a.addEntries(dstID, added, nil, 0); err != nil {
 		return err
 	}

@@ -6,10 +6,25 @@ import (
 	"sync"
 )
 
+// Bounds of background prefetch (OpenConfig.PrefetchMessages and
+// PrefetchBytes override them).
+const (
+	// DefaultPrefetchMessages: only the newest 2,000 messages of each
+	// mailbox are prefetched; what a client opens among older ones is
+	// downloaded then. This bounds the disk the body cache takes and the
+	// first sync's bandwidth for a mailbox of any size.
+	DefaultPrefetchMessages = 2000
+	// DefaultPrefetchBytes: one prefetch run downloads at most 256 MiB
+	// (by message size); the next run, after the next new mail or
+	// reconnect, goes on with the rest.
+	DefaultPrefetchBytes = 256 << 20
+)
+
 // prefetchLoop downloads bodies that are not cached yet in the background,
 // newest first (INBOX before other mailboxes), with a few workers, so that
-// opening a message is instant while the first sync's cost stays bounded.
-// It wakes on kickPrefetch.
+// opening a message is instant while the first sync's cost stays bounded:
+// only the newest PrefetchMessages of each mailbox, and PrefetchBytes per
+// run. It wakes on kickPrefetch.
 func (a *Account) prefetchLoop(ctx context.Context) {
 	workers := a.cfg.PrefetchWorkers
 	if workers == 0 {
@@ -62,8 +77,18 @@ type prefetchJob struct {
 	e    *entry
 }
 
-// prefetchList returns the uncached messages, INBOX first, newest first.
+// prefetchList returns the uncached messages among the newest
+// PrefetchMessages of each mailbox, INBOX first, newest first, up to
+// PrefetchBytes in all.
 func (a *Account) prefetchList() []prefetchJob {
+	perBox := a.cfg.PrefetchMessages
+	if perBox == 0 {
+		perBox = DefaultPrefetchMessages
+	}
+	budget := a.cfg.PrefetchBytes
+	if budget == 0 {
+		budget = DefaultPrefetchBytes
+	}
 	a.mu.RLock()
 	defer a.mu.RUnlock()
 	ids := make([]uint64, 0, len(a.boxes))
@@ -78,12 +103,22 @@ func (a *Account) prefetchList() []prefetchJob {
 		return bi < bj
 	})
 	var out []prefetchJob
+	var total int64
 	for _, id := range ids {
 		msgs := a.boxes[id].msgs
-		for i := len(msgs) - 1; i >= 0; i-- {
-			if !msgs[i].hasBody {
-				out = append(out, prefetchJob{id, msgs[i]})
+		low := 0
+		if perBox > 0 && len(msgs) > perBox {
+			low = len(msgs) - perBox
+		}
+		for i := len(msgs) - 1; i >= low; i-- {
+			if msgs[i].hasBody {
+				continue
 			}
+			if budget > 0 && total+msgs[i].size > budget && len(out) > 0 {
+				return out
+			}
+			total += msgs[i].size
+			out = append(out, prefetchJob{id, msgs[i]})
 		}
 	}
 	return out

@@ -63,17 +63,26 @@ func (a *Account) Mailbox(ctx context.Context, name string) (MailboxInfo, error)
 }
 
 // Messages lists a mailbox's messages in UID order from the cache. The
-// returned slices and summaries are shared and must not be modified.
+// index gives UIDs, flags, dates and sizes; the summaries come from the
+// summary LRU or, for those not in it, from the cache in one read
+// transaction. The returned slices and summaries are shared and must not
+// be modified.
 func (a *Account) Messages(ctx context.Context, mailbox string) ([]MessageInfo, error) {
 	a.mu.RLock()
-	defer a.mu.RUnlock()
 	b, err := a.lookup(mailbox)
 	if err != nil {
+		a.mu.RUnlock()
 		return nil, err
 	}
 	out := make([]MessageInfo, len(b.msgs))
+	ids := make([]store.MessageID, len(b.msgs))
 	for i, e := range b.msgs {
-		out[i] = MessageInfo{UID: e.uid, Flags: e.flags, InternalDate: e.date, Size: e.size, Summary: e.sum}
+		out[i] = MessageInfo{UID: e.uid, Flags: e.flags, InternalDate: e.date, Size: e.size}
+		ids[i] = e.id
+	}
+	a.mu.RUnlock()
+	for i, s := range a.summariesOf(ids) {
+		out[i].Summary = s
 	}
 	return out, nil
 }

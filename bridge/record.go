@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"strings"
+	"sync"
 	"time"
 
 	"smessenger/internal/store"
@@ -13,8 +15,14 @@ import (
 // errRecord is returned for a cache record that does not decode.
 var errRecord = errors.New("bridge: malformed cache record")
 
-// recordVersion is the first byte of every message record.
-const recordVersion = 1
+// Record versions: the first byte of every message record. Version 1
+// (cache schema 1) carried the summary after the flags; version 2 is the
+// compact index record only, the summary living in its own bucket, so that
+// opening the cache and changing flags never touch summaries.
+const (
+	recordVersion1 = 1
+	recordVersion  = 2
+)
 
 // Limits on decoded records, so a damaged record cannot make us allocate
 // without bound.
@@ -23,29 +31,32 @@ const (
 	maxRecordFlagLen = 1024
 )
 
-// entry is one message of the in-memory index and of the cache. Flags and
-// Summary are never modified in place once shared; updates replace them.
+// recordFixed is the length of the fixed part of a record.
+const recordFixed = 1 + 8 + 4 + 8 + 8 + 8 + 1
+
+// entry is one message of the in-memory index and of the cache: a few dozen
+// bytes, so the index of a large mailbox stays small. Flags are never
+// modified in place once shared; updates replace them. sum is set only on
+// entries on their way into the index (freshly opened or appended); index
+// entries keep it nil and their summary lives in the cache and, while
+// recently used, in the summary LRU (see summaries.go).
 type entry struct {
 	uid       uint32
+	decrypted bool // the summary was computed from the final body (decrypted or placeholder)
+	external  bool // the stored message arrived OpenPGP-encrypted from outside
+	hasBody   bool // the body is in the cache (not stored in the record)
 	id        store.MessageID
 	flags     []string
 	date      time.Time
 	size      int64
 	modseq    uint64
 	sum       *pgp.Summary
-	decrypted bool // sum was computed from the final body (decrypted or placeholder)
-	external  bool // the stored message arrived OpenPGP-encrypted from outside
-	hasBody   bool // the body is in the cache (not stored in the record)
 }
 
-// encodeRecord is the plaintext of a message record: a fixed header, the
-// flags and pgp's own summary encoding.
+// encodeRecord is the plaintext of a message's index record: a fixed
+// header and the flags.
 func encodeRecord(e *entry) []byte {
-	var sum []byte
-	if e.sum != nil {
-		sum = pgp.EncodeSummary(e.sum)
-	}
-	b := make([]byte, 0, 64+len(sum))
+	b := make([]byte, 0, recordFixed+8+16*len(e.flags))
 	b = append(b, recordVersion)
 	b = binary.BigEndian.AppendUint64(b, uint64(e.id))
 	b = binary.BigEndian.AppendUint32(b, e.uid)
@@ -65,14 +76,48 @@ func encodeRecord(e *entry) []byte {
 		b = binary.AppendUvarint(b, uint64(len(f)))
 		b = append(b, f...)
 	}
-	return append(b, sum...)
+	return b
 }
 
-// decodeRecord parses a message record; it never panics on any input.
+// decodeRecord parses an index record; it never panics on any input.
 func decodeRecord(b []byte) (*entry, error) {
-	const fixed = 1 + 8 + 4 + 8 + 8 + 8 + 1
-	if len(b) < fixed || b[0] != recordVersion {
+	if len(b) == 0 || b[0] != recordVersion {
 		return nil, errRecord
+	}
+	e, rest, err := decodeRecordHead(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) != 0 {
+		return nil, fmt.Errorf("%w: trailing bytes", errRecord)
+	}
+	return e, nil
+}
+
+// decodeRecordV1 parses a schema 1 record (index fields and summary) for
+// the migration to schema 2.
+func decodeRecordV1(b []byte) (*entry, error) {
+	if len(b) == 0 || b[0] != recordVersion1 {
+		return nil, errRecord
+	}
+	e, rest, err := decodeRecordHead(b)
+	if err != nil {
+		return nil, err
+	}
+	if len(rest) == 0 {
+		return nil, fmt.Errorf("%w: no summary", errRecord)
+	}
+	if e.sum, err = pgp.DecodeSummary(rest); err != nil {
+		return nil, fmt.Errorf("%w: %v", errRecord, err)
+	}
+	return e, nil
+}
+
+// decodeRecordHead parses the fixed part and the flags of a record of
+// either version and returns what follows them.
+func decodeRecordHead(b []byte) (*entry, []byte, error) {
+	if len(b) < recordFixed {
+		return nil, nil, errRecord
 	}
 	e := &entry{
 		id:     store.MessageID(binary.BigEndian.Uint64(b[1:])),
@@ -84,32 +129,54 @@ func decodeRecord(b []byte) (*entry, error) {
 	e.decrypted = b[37]&1 != 0
 	e.external = b[37]&2 != 0
 	if e.size < 0 || e.uid == 0 {
-		return nil, errRecord
+		return nil, nil, errRecord
 	}
-	rest := b[fixed:]
+	rest := b[recordFixed:]
 	n, k := binary.Uvarint(rest)
 	if k <= 0 || n > maxRecordFlags {
-		return nil, errRecord
+		return nil, nil, errRecord
 	}
 	rest = rest[k:]
+	var flags []string
 	if n > 0 {
-		e.flags = make([]string, 0, n)
+		flags = make([]string, 0, n)
 	}
 	for i := uint64(0); i < n; i++ {
 		l, k := binary.Uvarint(rest)
 		if k <= 0 || l > maxRecordFlagLen || l > uint64(len(rest)-k) {
-			return nil, errRecord
+			return nil, nil, errRecord
 		}
-		e.flags = append(e.flags, string(rest[k:k+int(l)]))
+		flags = append(flags, string(rest[k:k+int(l)]))
 		rest = rest[k+int(l):]
 	}
-	if len(rest) == 0 {
-		return nil, fmt.Errorf("%w: no summary", errRecord)
+	e.flags = internFlags(flags)
+	return e, rest, nil
+}
+
+// flagSets interns flag lists: most messages of a mailbox share one of a
+// handful of sets (none, \Seen, \Seen \Answered …), so the index of 50,000
+// messages holds a few slices instead of 50,000. Shared slices are safe
+// because flags are never modified in place. The table is bounded; beyond
+// it, lists are simply not shared.
+var flagSets = struct {
+	sync.Mutex
+	m map[string][]string
+}{m: map[string][]string{}}
+
+const maxFlagSets = 4096
+
+func internFlags(flags []string) []string {
+	if len(flags) == 0 {
+		return nil
 	}
-	sum, err := pgp.DecodeSummary(rest)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errRecord, err)
+	key := strings.Join(flags, "\x00")
+	flagSets.Lock()
+	defer flagSets.Unlock()
+	if s, ok := flagSets.m[key]; ok {
+		return s
 	}
-	e.sum = sum
-	return e, nil
+	if len(flagSets.m) < maxFlagSets {
+		flagSets.m[key] = flags
+	}
+	return flags
 }

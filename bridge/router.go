@@ -147,7 +147,8 @@ type Router struct {
 
 // NewRouter builds a router. With an Account it installs the Account's
 // append filter, so a client's APPEND of a message the router already filed
-// in Sent is not stored twice.
+// in Sent is not stored twice, and (with Contacts) its Autocrypt learner,
+// so every message added to INBOX updates the Autocrypt state.
 func NewRouter(cfg RouterConfig) (*Router, error) {
 	r := &Router{cfg: cfg, srv: cfg.Server, key: cfg.Key, addrs: cfg.Addresses, log: cfg.Log, now: cfg.Now}
 	if a := cfg.Account; a != nil {
@@ -179,6 +180,9 @@ func NewRouter(cfg RouterConfig) (*Router, error) {
 	r.dedup = newSentDedup(cfg.SentWindow, r.now)
 	if cfg.Account != nil {
 		cfg.Account.SetAppendFilter(r.appendFilter)
+		if cfg.Contacts != nil {
+			cfg.Account.SetAutocryptLearner(r.LearnAutocrypt)
+		}
 	}
 	return r, nil
 }
@@ -202,8 +206,8 @@ func (r *Router) IsOwnAddress(addr string) bool {
 
 // LearnAutocrypt feeds the Autocrypt header(s) of a received message (its
 // header section, e.g. Summary.Header) from address from, dated date, into
-// the Autocrypt state. The sync engine should call it for every message it
-// adds to INBOX.
+// the Autocrypt state. The Account calls it for every message it adds to
+// INBOX once NewRouter registered it (Account.SetAutocryptLearner).
 func (r *Router) LearnAutocrypt(from string, header []byte, date time.Time) error {
 	if r.cfg.Contacts == nil {
 		return nil

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
+	"time"
 
 	"smessenger/internal/store"
 	"smessenger/pgp"
@@ -52,20 +54,60 @@ func (r *Router) Send(ctx context.Context, from string, rcpts []string, raw []by
 	if err != nil {
 		return err
 	}
-	if err := r.commit(ctx, from, o.messageID, plan); err != nil {
-		return err
+	// The Sent copy and the deliveries are independent commits on the
+	// server: run them at once, so one submission costs one round of
+	// durable commits, not two. Both must succeed before the 250.
+	_, sentBefore := r.dedup.sentUID(o.messageID) // a retry: the Sent copy is already there
+	var sentUID uint32
+	var sentErr error
+	var wg sync.WaitGroup
+	if !sentBefore {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sentUID, sentErr = r.appendSent(ctx, o.sent)
+		}()
 	}
-	if _, ok := r.dedup.sentUID(o.messageID); ok {
-		return nil // a retry: the Sent copy is already there
+	cerr := r.commit(ctx, from, o.messageID, plan)
+	wg.Wait()
+	if cerr != nil {
+		if !sentBefore && sentErr == nil {
+			// Not sent: a Sent copy would say otherwise. A retry files it.
+			r.withdrawSent(sentUID)
+		}
+		return cerr
 	}
-	uid, err := r.appendSent(ctx, o.sent)
-	if err != nil {
-		r.log.Warn("bridge: Sent copy not stored", "err", err)
+	if sentBefore {
+		return nil
+	}
+	if sentErr != nil {
+		r.log.Warn("bridge: Sent copy not stored", "err", sentErr)
 		return &SendError{Reason: "the message was sent but its copy could not be filed in Sent; try again",
-			Temporary: true, Err: errors.Join(ErrSendFailed, err)}
+			Temporary: true, Err: errors.Join(ErrSendFailed, sentErr)}
 	}
-	r.dedup.markSent(o.messageID, uid)
+	r.dedup.markSent(o.messageID, sentUID)
 	return nil
+}
+
+// withdrawSent removes a Sent copy filed for a submission that then
+// failed (best effort: it is only a copy). It uses its own deadline, since
+// the submission's context may be the one that ended.
+func (r *Router) withdrawSent(uid uint32) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	name := r.sentMailbox(ctx)
+	uids := []uint32{uid}
+	var err error
+	if a := r.cfg.Account; a != nil {
+		if err = a.StoreFlags(ctx, name, uids, store.FlagsAdd, []string{`\Deleted`}); err == nil {
+			_, err = a.Expunge(ctx, name, uids)
+		}
+	} else if _, err = r.srv.StoreFlags(ctx, name, uids, store.FlagsAdd, []string{`\Deleted`}); err == nil {
+		_, err = r.srv.Expunge(ctx, name, uids)
+	}
+	if err != nil {
+		r.log.Warn("bridge: Sent copy of a failed submission not removed", "err", err)
+	}
 }
 
 // plan resolves every recipient and builds every payload.
@@ -174,20 +216,36 @@ func (r *Router) plainPayload(msg []byte, ac *pgp.AutocryptHeader) ([]byte, erro
 	return signed, nil
 }
 
-// commit hands the payloads to the server: the outbound queue first, then
-// the internal deliveries. Each step is recorded as committed at once.
+// commit hands the payloads to the server: the outbound queue entries and
+// the internal deliveries, all at once (they are independent commits).
+// Each step is recorded as committed as soon as it is, so a retry after a
+// partial failure skips it. The first failure, in plan order, is returned.
 func (r *Router) commit(ctx context.Context, from, msgID string, p *sendPlan) error {
-	for _, s := range p.submits {
-		if _, err := r.srv.Submit(ctx, normAddr(from), addrsOf(s.rcpts), s.payload); err != nil {
-			return r.commitError(err, s.rcpts)
-		}
-		r.dedup.markCommitted(msgID, addrsOf(s.rcpts))
+	errs := make([]error, len(p.submits)+1)
+	var wg sync.WaitGroup
+	for i, s := range p.submits {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := r.srv.Submit(ctx, normAddr(from), addrsOf(s.rcpts), s.payload); err != nil {
+				errs[i] = r.commitError(err, s.rcpts)
+				return
+			}
+			r.dedup.markCommitted(msgID, addrsOf(s.rcpts))
+		}()
 	}
 	if len(p.deliveries) > 0 {
 		if err := r.srv.Deliver(ctx, p.deliveries); err != nil {
-			return r.commitError(err, p.internal)
+			errs[len(p.submits)] = r.commitError(err, p.internal)
+		} else {
+			r.dedup.markCommitted(msgID, addrsOf(p.internal))
 		}
-		r.dedup.markCommitted(msgID, addrsOf(p.internal))
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return err
+		}
 	}
 	return nil
 }

@@ -168,6 +168,9 @@ func (a *Account) fullSync(ctx context.Context) error {
 	if err := a.recordSeq(last); err != nil {
 		return err
 	}
+	if err := a.flushSeq(); err != nil {
+		return err
+	}
 	return a.cache.sync()
 }
 
@@ -217,6 +220,9 @@ func (a *Account) catchUp(ctx context.Context) error {
 			return err
 		}
 		if len(evs) == 0 {
+			if err := a.flushSeq(); err != nil {
+				return err
+			}
 			return a.cache.sync()
 		}
 		for _, ev := range evs {
@@ -246,6 +252,10 @@ func (a *Account) applyEvent(ctx context.Context, ev store.Event) error {
 		if b == nil {
 			return a.refreshMailboxes(ctx, ev.Seq)
 		}
+		if !known {
+			a.appends.wait(ctx, ev.MailboxID, appendWait)
+			known = a.knows(ev.MailboxID, ev.UID)
+		}
 		if known {
 			return a.recordSeq(ev.Seq)
 		}
@@ -273,6 +283,17 @@ func (a *Account) applyEvent(ctx context.Context, ev store.Event) error {
 	default:
 		return a.refreshMailboxes(ctx, ev.Seq)
 	}
+}
+
+// knows reports whether the index has uid in mailbox mbID.
+func (a *Account) knows(mbID uint64, uid uint32) bool {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	if b := a.boxes[mbID]; b != nil {
+		_, ok := b.find(uid)
+		return ok
+	}
+	return false
 }
 
 // refreshMailboxes re-reads the mailbox list; mailbox events are rare and
@@ -376,7 +397,7 @@ func (a *Account) addOpened(ctx context.Context, mbID uint64, metas []store.Mess
 	bodies := map[store.MessageID][]byte{}
 	kept := entries[:0]
 	for i, e := range entries {
-		if herrs[i] != nil || (e.sum != nil && e.sum.Encrypted) {
+		if herrs[i] != nil || (e.sum != nil && (e.sum.Encrypted || hasOurResult(e.sum.Header))) {
 			body, _, err := a.materialize(ctx, e, herrs[i])
 			if isGone(err) {
 				continue

@@ -8,7 +8,7 @@ import (
 )
 
 func bareAccount() *Account {
-	a := &Account{boxes: map[uint64]*mbox{}, byName: map[string]uint64{}}
+	a := &Account{boxes: map[uint64]*mbox{}, byName: map[string]uint64{}, sums: newSumLRU(DefaultSummaryMemory)}
 	a.watch.init()
 	a.boxes[1] = &mbox{info: store.Mailbox{ID: 1, Name: "INBOX"}}
 	a.byName["INBOX"] = 1

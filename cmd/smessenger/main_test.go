@@ -17,13 +17,3 @@ func TestHelpListsCommands(t *testing.T) {
 		t.Fatalf("version output %q", out.String())
 	}
 }
-
-func TestDemoRuns(t *testing.T) {
-	var out, errOut bytes.Buffer
-	if err := run([]string{"demo", "--data", t.TempDir()}, &out, &errOut); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), "alice@example.test") {
-		t.Fatalf("demo output %q", out.String())
-	}
-}
