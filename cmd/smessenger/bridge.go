@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
 	"syscall"
 	"text/tabwriter"
@@ -155,9 +156,15 @@ type bridgeRunCmd struct {
 	SignPlain   bool   `name:"sign-plain" help:"Sign plaintext outside mail (PGP/MIME multipart/signed)."`
 	WKD         bool   `name:"wkd" help:"Look up outside recipients' keys in the Web Key Directory (through the login's proxy, if any)." default:"true" negatable:""`
 	LogLevel    string `name:"log-level" help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
+	MemoryLimit int64  `name:"memory-limit-mib" help:"Soft memory ceiling in MiB: the Go runtime collects garbage harder as the bridge nears it (0: no ceiling)." default:"256"`
 }
 
 func (c *bridgeRunCmd) Run(g *globals) error {
+	if c.MemoryLimit > 0 {
+		// A soft limit: large decrypts and first syncs leave garbage that the
+		// default GC pacing would let grow to twice the live heap.
+		debug.SetMemoryLimit(c.MemoryLimit << 20)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	pass, err := c.passphrase(g, false)
