@@ -1,8 +1,11 @@
 package api
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"net/http"
+	"sync"
 	"time"
 
 	"smessenger/internal/store"
@@ -14,9 +17,10 @@ const SubmitExpiry = 5 * 24 * time.Hour
 
 // deliver appends each sealed message to its recipient's INBOX. Every
 // recipient is resolved before anything is written, so an unknown recipient
-// changes nothing. After that, each append commits on its own: if one fails
-// (quota, store error) the earlier recipients keep their copy, and the
-// error names the failing recipient so the bridge can retry the rest.
+// changes nothing. After that, each append commits on its own, all of them
+// at once so that the store's group commit carries them in one fsync: if
+// one fails (quota, store error) the others keep their copy, and the error
+// names the first failing recipient so the bridge can retry.
 func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) error {
 	b, err := readBody(r)
 	if err != nil {
@@ -29,7 +33,7 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) erro
 	ctx := r.Context()
 	accts := make([]store.AccountID, len(ds))
 	for i, d := range ds {
-		id, err := h.cfg.Store.LookupAddress(ctx, store.NormalizeAddress(d.Recipient))
+		id, err := h.lookupAddress(ctx, d.Recipient)
 		if errors.Is(err, store.ErrNotFound) {
 			return &reqError{code: "unknown_recipient", msg: "unknown recipient " + d.Recipient}
 		}
@@ -38,12 +42,10 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) erro
 		}
 		accts[i] = id
 	}
-	for i, d := range ds {
-		_, err := h.cfg.Store.Append(ctx, accts[i], "INBOX", store.NewMessage{
-			Size: d.Size, HeaderBlob: d.HeaderBlob, BodyBlob: d.BodyBlob,
-		})
+	errs := h.appendAll(ctx, accts, ds)
+	for i, err := range errs {
 		if errors.Is(err, store.ErrQuotaExceeded) {
-			return &reqError{code: "quota_exceeded", msg: "mailbox of " + d.Recipient + " is over quota"}
+			return &reqError{code: "quota_exceeded", msg: "mailbox of " + ds[i].Recipient + " is over quota"}
 		}
 		if err != nil {
 			return err
@@ -51,6 +53,42 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) erro
 	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// lookupAddress resolves a recipient address to its account. It is not
+// cached: an alias moved to another account (through this node or another
+// one) must never misdirect a sealed message, and the lookup is a single
+// read transaction that runs concurrently with others and with commits.
+func (h *handler) lookupAddress(ctx context.Context, address string) (store.AccountID, error) {
+	return h.cfg.Store.LookupAddress(ctx, store.NormalizeAddress(address))
+}
+
+// appendAll appends ds[i] to the INBOX of accts[i], concurrently when there
+// are several, through the write gate, and returns each append's error.
+func (h *handler) appendAll(ctx context.Context, accts []store.AccountID, ds []Delivery) []error {
+	start := h.gate.enter()
+	defer h.gate.exit(start) // even on a panic: a write stuck in flight would hold every later one
+	errs := make([]error, len(ds))
+	put := func(i int) {
+		defer func() {
+			if p := recover(); p != nil { // net/http recovers only its own goroutine
+				errs[i] = fmt.Errorf("api: append panicked: %v", p)
+			}
+		}()
+		_, errs[i] = h.cfg.Store.Append(ctx, accts[i], "INBOX", store.NewMessage{
+			Size: ds[i].Size, HeaderBlob: ds[i].HeaderBlob, BodyBlob: ds[i].BodyBlob,
+		})
+	}
+	if len(ds) == 1 {
+		put(0)
+		return errs
+	}
+	var wg sync.WaitGroup
+	for i := range ds {
+		wg.Go(func() { put(i) })
+	}
+	wg.Wait()
+	return errs
 }
 
 // submit queues a message for the relay after checking that the envelope

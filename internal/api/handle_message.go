@@ -36,7 +36,7 @@ func (h *handler) appendMessage(w http.ResponseWriter, r *http.Request, c Caller
 	if err != nil {
 		return err
 	}
-	meta, err := h.cfg.Store.Append(r.Context(), c.Account, mailbox, msg)
+	meta, err := h.appendOne(r.Context(), c.Account, mailbox, msg)
 	if err != nil {
 		return err
 	}
@@ -156,4 +156,11 @@ func (h *handler) bodyBlob(w http.ResponseWriter, r *http.Request, c Caller) err
 	w.Header().Set("Content-Length", strconv.Itoa(len(blob)))
 	_, err = w.Write(blob)
 	return err
+}
+
+// appendOne is Store.Append through the write gate.
+func (h *handler) appendOne(ctx context.Context, id store.AccountID, mailbox string, msg store.NewMessage) (store.MessageMeta, error) {
+	start := h.gate.enter()
+	defer h.gate.exit(start)
+	return h.cfg.Store.Append(ctx, id, mailbox, msg)
 }

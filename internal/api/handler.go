@@ -83,15 +83,34 @@ type Config struct {
 	Limits      Limits
 	Metrics     *Metrics // nil: unregistered instruments
 	Now         func() time.Time
+	// GroupCommit says the store commits concurrent writes together (bbolt).
+	// The handler then lines up concurrent appends and deliveries so that
+	// they reach the store at the same moment (see writeGate). Leave it
+	// false for stores whose writes are independent (Redis).
+	GroupCommit bool
 }
 
 type handler struct {
 	cfg     Config
 	lim     Limits
 	limiter *bucketLimiter
+	gate    *writeGate // nil unless Config.GroupCommit
+	streams streamSet  // detached event streams
 	m       *Metrics
 	mux     *http.ServeMux
 }
+
+// Write gate timing: the gap covers the spread of writers answered by one
+// commit coming back over the network; maxWait bounds the extra latency.
+// The gate holds writes only while they average gateSlowWrite or more, a
+// store bound by fsyncs of several milliseconds (two per commit), against
+// which a millisecond spent merging two groups into one commit is cheap.
+const (
+	gateGap       = 1 * time.Millisecond
+	gateMaxWait   = 4 * time.Millisecond
+	gateMaxHeld   = 256
+	gateSlowWrite = 20 * time.Millisecond
+)
 
 // NewHandler returns the API's HTTP handler.
 func NewHandler(cfg Config) (http.Handler, error) {
@@ -106,6 +125,10 @@ func NewHandler(cfg Config) (http.Handler, error) {
 		h.m = NewMetrics(nil)
 	}
 	h.limiter = newBucketLimiter(h.lim.CallsPerSecond, h.lim.CallBurst, cfg.Now)
+	if cfg.GroupCommit {
+		h.gate = newWriteGate(gateGap, gateMaxWait, gateMaxHeld, gateSlowWrite)
+		h.gate.observe = h.m.WriteGroups.Observe
+	}
 	h.routes()
 	return h, nil
 }

@@ -13,6 +13,9 @@ type Metrics struct {
 	Latency      *prometheus.HistogramVec
 	EventsPushed prometheus.Counter
 	StoreErrors  prometheus.Counter
+	// WriteGroups is the size of each group of writes the API let into a
+	// group-committing store together (see api.Config.GroupCommit).
+	WriteGroups prometheus.Histogram
 }
 
 // NewMetrics creates the instruments and registers them on reg (nil: not
@@ -40,9 +43,14 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: "smessenger", Name: "store_errors_total",
 			Help: "Unexpected store failures seen by the API.",
 		}),
+		WriteGroups: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "smessenger", Name: "api_write_group_size",
+			Help:    "Appends and deliveries let into the store together, per group (bbolt group commit).",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 9),
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.OpenStreams, m.Calls, m.Latency, m.EventsPushed, m.StoreErrors)
+		reg.MustRegister(m.OpenStreams, m.Calls, m.Latency, m.EventsPushed, m.StoreErrors, m.WriteGroups)
 	}
 	return m
 }

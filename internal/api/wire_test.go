@@ -223,7 +223,8 @@ func TestBucketLimiter(t *testing.T) {
 		t.Fatal("other account limited")
 	}
 	now = now.Add(time.Second)
-	if !l.allow("a") || !l.allow("a") || l.allow("a") {
+	first, second, third := l.allow("a"), l.allow("a"), l.allow("a")
+	if !first || !second || third {
 		t.Fatal("refill is not 2 per second")
 	}
 }

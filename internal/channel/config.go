@@ -97,9 +97,16 @@ func Server(raw net.Conn, cfg ServerConfig) *Conn {
 }
 
 func newServer(raw net.Conn, cfg *ServerConfig) *Conn {
+	return newServerTLS(raw, cfg, serverTLS(cfg.TLS))
+}
+
+// newServerTLS is newServer with the TLS config already prepared, so that a
+// listener clones it once rather than per connection (a clone is about a
+// kilobyte kept for the connection's lifetime, plus its own ticket keys).
+func newServerTLS(raw net.Conn, cfg *ServerConfig, tc *tls.Config) *Conn {
 	var conn net.Conn = raw
 	if !cfg.plaintext {
-		conn = tls.Server(raw, serverTLS(cfg.TLS))
+		conn = tls.Server(raw, tc)
 	}
 	c := newConn(raw, conn)
 	c.server = cfg

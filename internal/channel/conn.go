@@ -55,6 +55,10 @@ type Conn struct {
 	dlMu            sync.Mutex
 	readDL, writeDL time.Time // the caller's deadlines, restored after the handshake
 
+	ctxMu  sync.Mutex
+	ctx    context.Context // see Context; made on first use
+	cancel context.CancelFunc
+
 	closed    atomic.Bool
 	closeOnce sync.Once
 	closeErr  error
@@ -235,12 +239,40 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (c *Conn) Close() error {
 	c.closeOnce.Do(func() {
 		c.closed.Store(true)
+		c.ctxMu.Lock()
+		if c.cancel != nil {
+			c.cancel()
+		}
+		c.ctxMu.Unlock()
 		if c.ln != nil {
 			c.ln.forget(c)
 		}
 		c.closeErr = c.scrub(c.conn.Close())
 	})
 	return c.closeErr
+}
+
+// Context returns a context that ends when the connection is closed (by
+// either side's Close, a failed frame, or CloseDevice on revocation) or when
+// the context it is served under ends: for server conns handed to an
+// http.Server through ConnContext, that is the server's BaseContext. A
+// handler that outlives its request, such as an event stream running on a
+// hijacked connection, waits on it.
+func (c *Conn) Context() context.Context {
+	return c.contextUnder(context.Background())
+}
+
+// contextUnder makes the conn's context as a child of parent on first use.
+func (c *Conn) contextUnder(parent context.Context) context.Context {
+	c.ctxMu.Lock()
+	defer c.ctxMu.Unlock()
+	if c.ctx == nil {
+		c.ctx, c.cancel = context.WithCancel(parent)
+		if c.closed.Load() { // Close ran before there was a context to end
+			c.cancel()
+		}
+	}
+	return c.ctx
 }
 
 // LocalAddr implements net.Conn.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"testing"
@@ -135,7 +134,7 @@ func FuzzHandshakeMessage(f *testing.F) {
 			}
 		case err == nil:
 			if !bytes.Equal(called, dev.Public) {
-				t.Fatal(fmt.Sprintf("forged message 1 accepted for key %x", called))
+				t.Fatalf("forged message 1 accepted for key %x", called)
 			}
 		case !errors.Is(err, ErrHandshake):
 			t.Fatalf("error does not match ErrHandshake: %v", err)

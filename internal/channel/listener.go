@@ -1,6 +1,7 @@
 package channel
 
 import (
+	"crypto/tls"
 	"net"
 	"sync"
 )
@@ -10,6 +11,7 @@ import (
 type Listener struct {
 	inner net.Listener
 	cfg   ServerConfig
+	tls   *tls.Config // serverTLS(cfg.TLS), shared by every conn
 	mu    sync.Mutex
 	live  map[string]map[*Conn]struct{} // device key → open conns
 }
@@ -25,7 +27,7 @@ func Listen(inner net.Listener, cfg ServerConfig) net.Listener {
 
 // NewListener is Listen returning the concrete type, for CloseDevice.
 func NewListener(inner net.Listener, cfg ServerConfig) *Listener {
-	return &Listener{inner: inner, cfg: cfg, live: make(map[string]map[*Conn]struct{})}
+	return &Listener{inner: inner, cfg: cfg, tls: serverTLS(cfg.TLS), live: make(map[string]map[*Conn]struct{})}
 }
 
 // Accept implements net.Listener; the net.Conn is a server-side *Conn.
@@ -34,7 +36,7 @@ func (l *Listener) Accept() (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	c := newServer(raw, &l.cfg)
+	c := newServerTLS(raw, &l.cfg, l.tls)
 	c.ln = l
 	return c, nil
 }
@@ -58,6 +60,24 @@ func (l *Listener) CloseDevice(deviceKey []byte) int {
 		_ = c.Close()
 	}
 	return len(set)
+}
+
+// CloseAll closes every registered conn and returns how many it closed: a
+// server that is stopping uses it on connections it no longer tracks (such
+// as hijacked ones) once its grace period is over.
+func (l *Listener) CloseAll() int {
+	l.mu.Lock()
+	live := l.live
+	l.live = make(map[string]map[*Conn]struct{})
+	l.mu.Unlock()
+	n := 0
+	for _, set := range live {
+		for c := range set {
+			_ = c.Close()
+			n++
+		}
+	}
+	return n
 }
 
 // Live returns the number of registered conns (those past message 1).

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"sync"
 	"time"
 
 	"smessenger/internal/api"
@@ -54,13 +56,64 @@ func (n *Node) authorize(ctx context.Context, key, payload []byte) (channel.Peer
 	return channel.Peer{DeviceKey: key, Account: string(acct), DeviceID: dev.ID}, nil
 }
 
+// identifyTTL is how long one connection reuses its device check. A device
+// revoked through this node has its connections closed at once; revoked
+// through another node sharing the store (or by the admin command on
+// Redis), its calls here are refused within identifyTTL, in line with the
+// one second in which events cross nodes.
+const identifyTTL = time.Second
+
+// identityKey holds a connection's *identityCache in its context.
+type identityKey struct{}
+
+// identityCache is one connection's last successful device check.
+type identityCache struct {
+	mu      sync.Mutex
+	caller  api.Caller
+	checked time.Time
+}
+
+// connContext is the API server's ConnContext: the channel's, plus an
+// empty identity cache that lives as long as the connection.
+func connContext(ctx context.Context, c net.Conn) context.Context {
+	ctx = channel.ConnContext(ctx, c)
+	return context.WithValue(ctx, identityKey{}, &identityCache{})
+}
+
+func (ic *identityCache) get(now time.Time) (api.Caller, bool) {
+	if ic == nil {
+		return api.Caller{}, false
+	}
+	ic.mu.Lock()
+	defer ic.mu.Unlock()
+	if ic.checked.IsZero() || now.Sub(ic.checked) >= identifyTTL || now.Before(ic.checked) {
+		return api.Caller{}, false
+	}
+	return ic.caller, true
+}
+
+func (ic *identityCache) put(c api.Caller, now time.Time) {
+	if ic == nil {
+		return
+	}
+	ic.mu.Lock()
+	ic.caller, ic.checked = c, now
+	ic.mu.Unlock()
+}
+
 // identify returns the caller of an API request. Besides the channel's
-// peer it re-reads the device from the store on every call, so a device
-// revoked through another node sharing the store is refused at once.
+// peer it re-reads the device from the store (at most once per identifyTTL
+// per connection), so a device revoked through another node sharing the
+// store is refused.
 func (n *Node) identify(r *http.Request) (api.Caller, error) {
 	p, ok := channel.PeerFromContext(r.Context())
 	if !ok {
 		return api.Caller{}, api.ErrUnauthorized
+	}
+	ic, _ := r.Context().Value(identityKey{}).(*identityCache)
+	now := time.Now()
+	if c, ok := ic.get(now); ok {
+		return c, nil
 	}
 	dev, err := n.st.DeviceByKey(r.Context(), p.DeviceKey)
 	if errors.Is(err, store.ErrDeviceNotFound) || errors.Is(err, store.ErrNotFound) {
@@ -72,7 +125,9 @@ func (n *Node) identify(r *http.Request) (api.Caller, error) {
 	if dev.Revoked || string(dev.Account) != p.Account {
 		return api.Caller{}, api.ErrUnauthorized
 	}
-	return api.Caller{Account: dev.Account, DeviceID: dev.ID, DeviceKey: p.DeviceKey}, nil
+	c := api.Caller{Account: dev.Account, DeviceID: dev.ID, DeviceKey: p.DeviceKey}
+	ic.put(c, now)
+	return c, nil
 }
 
 // validateKey accepts an OpenPGP public key usable for encryption whose

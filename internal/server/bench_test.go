@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,17 +23,52 @@ import (
 )
 
 func benchEnv(b *testing.B) *servertest.Env {
-	return servertest.Start(b, servertest.OpenBolt(b), func(c *server.Config) {
+	env, _ := benchEnvPath(b)
+	return env
+}
+
+// benchEnvPath is benchEnv that also returns the bbolt file's path.
+func benchEnvPath(b *testing.B) (*servertest.Env, string) {
+	st, path := servertest.OpenBoltPath(b)
+	return servertest.Start(b, st, func(c *server.Config) {
 		c.HandshakesPerMinute = -1
 		c.Limits.CallsPerSecond = -1
-	})
+	}), path
+}
+
+// commitMeter counts the store's commits over a benchmark from the bbolt
+// file's transaction id, to show how well group commit coalesces writes.
+type commitMeter struct {
+	path  string
+	start uint64
+}
+
+func newCommitMeter(b *testing.B, path string) *commitMeter {
+	id, err := servertest.BoltTxID(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return &commitMeter{path: path, start: id}
+}
+
+// report adds appends/commit and commits/s for n appends over elapsed.
+func (m *commitMeter) report(b *testing.B, n int, elapsed time.Duration) {
+	id, err := servertest.BoltTxID(m.path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	commits := float64(id - m.start)
+	if commits > 0 {
+		b.ReportMetric(float64(n)/commits, "appends/commit")
+		b.ReportMetric(commits/elapsed.Seconds(), "commits/s")
+	}
 }
 
 // BenchmarkDeliver10KB measures internal delivery of a 10 KB sealed message
 // with 16 concurrent senders (16 accounts, each its own channel connection)
 // to 16 recipients, on bbolt.
 func BenchmarkDeliver10KB(b *testing.B) {
-	env := benchEnv(b)
+	env, path := benchEnvPath(b)
 	const senders = 16
 	var clients []*api.Client
 	var rcpts []string
@@ -51,6 +87,7 @@ func BenchmarkDeliver10KB(b *testing.B) {
 	var next atomic.Int64
 	b.SetParallelism((senders + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
 	b.SetBytes(int64(len(body) + len(hdr)))
+	meter := newCommitMeter(b, path)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -64,7 +101,9 @@ func BenchmarkDeliver10KB(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "deliveries/s")
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "deliveries/s")
+	meter.report(b, b.N, elapsed)
 }
 
 // BenchmarkWhoAmI is one API round trip over an established channel.
@@ -113,7 +152,7 @@ func openStreams(b *testing.B, env *servertest.Env, acct store.AccountID, n int)
 			}
 			c := api.NewClient(env.Node.APIAddr().String(), env.ClientConfig(kp, ""))
 			once := sync.Once{}
-			err = c.StreamEvents(ctx, 0, func(ev store.Event) error {
+			_ = c.StreamEvents(ctx, 0, func(ev store.Event) error {
 				once.Do(ready.Done)
 				if ev.Kind == store.EventMessageAdded {
 					seen <- ev.Seq
@@ -160,6 +199,18 @@ func BenchmarkFanout1000(b *testing.B) {
 	}
 }
 
+// writeHeapProfile saves a heap profile (to see what each idle stream holds).
+func writeHeapProfile(b *testing.B, path string) {
+	f, err := os.Create(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	if err := pprof.WriteHeapProfile(f); err != nil {
+		b.Fatal(err)
+	}
+}
+
 func rssBytes() int64 {
 	data, err := os.ReadFile("/proc/self/status")
 	if err != nil {
@@ -178,7 +229,8 @@ func rssBytes() int64 {
 // BenchmarkIdleStreams opens SMESSENGER_IDLE_STREAMS (default 1000) idle
 // event streams and reports memory per device. Client and server run in
 // this one process, so the figures include both ends of each connection
-// (an upper bound for the server alone).
+// (an upper bound for the server alone; BenchmarkIdleStreamsServer measures
+// the node by itself in a child process).
 func BenchmarkIdleStreams(b *testing.B) {
 	n := 1000
 	if s := os.Getenv("SMESSENGER_IDLE_STREAMS"); s != "" {
@@ -203,6 +255,9 @@ func BenchmarkIdleStreams(b *testing.B) {
 		runtime.GC()
 		runtime.ReadMemStats(&m1)
 		rss1 := rssBytes()
+		if p := os.Getenv("SMESSENGER_HEAP_PROFILE"); p != "" {
+			writeHeapProfile(b, p)
+		}
 		heap := float64(int64(m1.HeapInuse+m1.StackInuse)-int64(m0.HeapInuse+m0.StackInuse)) / float64(n)
 		rss := float64(rss1-rss0) / float64(n)
 		b.ReportMetric(heap/1024, "heap+stack-KB/device")
@@ -218,7 +273,7 @@ func BenchmarkIdleStreams(b *testing.B) {
 // on the bbolt store, without the API and channel: the floor set by the
 // store and the disk's fsync latency.
 func BenchmarkStoreAppend10KB(b *testing.B) {
-	st := servertest.OpenBolt(b)
+	st, path := servertest.OpenBoltPath(b)
 	var accts []store.AccountID
 	for i := 0; i < 16; i++ {
 		a, err := st.CreateAccount(context.Background(), fmt.Sprintf("r%d@example.org", i), 0)
@@ -231,6 +286,7 @@ func BenchmarkStoreAppend10KB(b *testing.B) {
 	_, _ = rand.Read(msg.BodyBlob)
 	var next atomic.Int64
 	b.SetParallelism((16 + runtime.GOMAXPROCS(0) - 1) / runtime.GOMAXPROCS(0))
+	meter := newCommitMeter(b, path)
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
@@ -242,5 +298,7 @@ func BenchmarkStoreAppend10KB(b *testing.B) {
 			}
 		}
 	})
-	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "appends/s")
+	elapsed := time.Since(start)
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "appends/s")
+	meter.report(b, b.N, elapsed)
 }

@@ -19,6 +19,7 @@ import (
 	"smessenger/internal/channel"
 	"smessenger/internal/logging"
 	"smessenger/internal/store"
+	"smessenger/internal/store/bolt"
 )
 
 // shutdownGrace bounds how long Run waits for in-flight calls at shutdown.
@@ -90,7 +91,7 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Node, error) {
 	}, func() float64 { return float64(n.chLn.Live()) }))
 	h, err := api.NewHandler(api.Config{
 		Store: st, Log: log, Identify: n.identify, ValidateKey: validateKey,
-		Limits: cfg.Limits, Metrics: n.metrics,
+		Limits: cfg.Limits, Metrics: n.metrics, GroupCommit: groupCommits(st),
 	})
 	if err != nil {
 		n.closeListeners()
@@ -98,7 +99,7 @@ func New(cfg Config, st store.Store, log *slog.Logger) (*Node, error) {
 	}
 	errLog := logging.StdLogger(log)
 	n.apiSrv = &http.Server{
-		Handler: h, ConnContext: channel.ConnContext, ErrorLog: errLog,
+		Handler: h, ConnContext: connContext, ErrorLog: errLog,
 		ReadHeaderTimeout: 30 * time.Second, IdleTimeout: 5 * time.Minute,
 	}
 	if n.wkdLn != nil {
@@ -258,9 +259,42 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 		}
 	}
+	n.waitStreams(sctx)
 	wg.Wait()
 	n.log.Info("node stopped")
 	return err
+}
+
+// streamWaiter is the API handler's optional method for event streams that
+// run on hijacked connections, which http.Server.Shutdown does not track.
+type streamWaiter interface {
+	WaitStreams(ctx context.Context) error
+}
+
+// waitStreams waits for the API's detached event streams to end (they end
+// with the base context, already cancelled); after the grace period it
+// closes their connections, which ends them at once.
+func (n *Node) waitStreams(ctx context.Context) {
+	sw, ok := n.apiSrv.Handler.(streamWaiter)
+	if !ok {
+		return
+	}
+	if sw.WaitStreams(ctx) == nil {
+		return
+	}
+	n.chLn.CloseAll()
+	wctx, cancel := context.WithTimeout(context.Background(), shutdownGrace)
+	defer cancel()
+	if err := sw.WaitStreams(wctx); err != nil {
+		n.log.Error("event streams did not end", "err", err)
+	}
+}
+
+// groupCommits reports whether st commits concurrent writes together, so
+// that the API should line its writes up (api.Config.GroupCommit).
+func groupCommits(st store.Store) bool {
+	_, ok := st.(*bolt.Store)
+	return ok
 }
 
 // durabilityChecker is implemented by stores that can tell whether their

@@ -60,12 +60,21 @@ type Env struct {
 // OpenBolt opens a bbolt store in t.TempDir(), closed at the end of the test.
 func OpenBolt(t testing.TB) store.Store {
 	t.Helper()
-	st, err := bolt.Open(filepath.Join(t.TempDir(), "store.db"), bolt.Options{})
+	st, _ := OpenBoltPath(t)
+	return st
+}
+
+// OpenBoltPath is OpenBolt that also returns the file's path, so benchmarks
+// can read the commit counter in its meta pages (BoltTxID).
+func OpenBoltPath(t testing.TB) (store.Store, string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "store.db")
+	st, err := bolt.Open(path, bolt.Options{})
 	if err != nil {
 		t.Fatalf("open bolt: %v", err)
 	}
 	t.Cleanup(func() { _ = st.Close() })
-	return st
+	return st, path
 }
 
 // InitDir runs server.Init in a temp dir with loopback listeners and
