@@ -75,6 +75,9 @@ func redactURL(s string) string {
 // channel to addr made by Dial: the request URL's host is ignored, and both
 // http:// and https:// URLs work (no second TLS layer is added). Environment
 // HTTP proxies are ignored; use cfg.Proxy.
+// Bridges run many requests at once (a submission delivers and files its
+// Sent copy concurrently, plus the event stream); idle channels are cheap
+// next to a fresh TLS + Noise handshake, so keep enough of them.
 func NewHTTPTransport(addr string, cfg ClientConfig) *http.Transport {
 	dial := func(ctx context.Context, _, _ string) (net.Conn, error) {
 		return Dial(ctx, addr, cfg)
@@ -84,7 +87,7 @@ func NewHTTPTransport(addr string, cfg ClientConfig) *http.Transport {
 		DialContext:         dial,
 		DialTLSContext:      dial,
 		ForceAttemptHTTP2:   false,
-		MaxIdleConnsPerHost: 4,
+		MaxIdleConnsPerHost: 32,
 		IdleConnTimeout:     90 * time.Second,
 	}
 }
