@@ -75,6 +75,7 @@ func redactURL(s string) string {
 // channel to addr made by Dial: the request URL's host is ignored, and both
 // http:// and https:// URLs work (no second TLS layer is added). Environment
 // HTTP proxies are ignored; use cfg.Proxy.
+//
 // Bridges run many requests at once (a submission delivers and files its
 // Sent copy concurrently, plus the event stream); idle channels are cheap
 // next to a fresh TLS + Noise handshake, so keep enough of them.
