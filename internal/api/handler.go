@@ -25,17 +25,17 @@ type Caller struct {
 type Limits struct {
 	// MaxMessageBytes bounds the body of append, deliver and submit calls
 	// (all blobs of the call together).
-	MaxMessageBytes int64 `toml:"max_message_bytes,omitempty"`
+	MaxMessageBytes int64 `toml:"max_message_bytes,omitzero"`
 	// MaxControlBytes bounds JSON bodies and public keys.
-	MaxControlBytes int64 `toml:"max_control_bytes,omitempty"`
+	MaxControlBytes int64 `toml:"max_control_bytes,omitzero"`
 	// CallsPerSecond and CallBurst rate-limit each account's calls over all
 	// its devices on this node. A negative CallsPerSecond disables the limit.
-	CallsPerSecond float64 `toml:"calls_per_second,omitempty"`
-	CallBurst      int     `toml:"call_burst,omitempty"`
+	CallsPerSecond float64 `toml:"calls_per_second,omitzero"`
+	CallBurst      int     `toml:"call_burst,omitzero"`
 	// StreamCheck is how often an idle event stream re-checks that its
 	// device is still enrolled (revocation on another node) and sends a
 	// keep-alive line.
-	StreamCheck time.Duration `toml:"stream_check,omitempty"`
+	StreamCheck time.Duration `toml:"stream_check,omitzero"`
 }
 
 // DefaultLimits are used for zero fields of Limits.

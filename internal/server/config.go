@@ -44,11 +44,11 @@ type Config struct {
 	// HandshakesPerMinute bounds new API connections per source address
 	// (state in memory only, keyed by a rotating keyed hash). 0: default
 	// 120; negative: unlimited.
-	HandshakesPerMinute int `toml:"handshakes_per_minute,omitempty"`
+	HandshakesPerMinute int `toml:"handshakes_per_minute,omitzero"`
 	// HandshakeTimeout bounds TLS + Noise handshakes; 0: channel default.
-	HandshakeTimeout time.Duration `toml:"handshake_timeout,omitempty"`
+	HandshakeTimeout time.Duration `toml:"handshake_timeout,omitzero"`
 	// TokenTTL is the lifetime of enrolment tokens; 0: 7 days.
-	TokenTTL time.Duration `toml:"token_ttl,omitempty"`
+	TokenTTL time.Duration `toml:"token_ttl,omitzero"`
 	// Limits bound every API request.
 	Limits api.Limits `toml:"limits,omitempty"`
 }
