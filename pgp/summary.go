@@ -214,14 +214,21 @@ func (s *summarizer) takePreview(mh message.Header, body []byte, subtype string)
 	if d, _, _ := mh.ContentDisposition(); strings.EqualFold(d, "attachment") {
 		return
 	}
+	// A preview is previewLen runes: plain text needs a few KiB of it even
+	// after white space collapses; HTML needs more, since tags and styles
+	// are stripped first. Reading the whole part was most of Summarize's cost.
+	limit := 4 << 10
+	if subtype == "html" {
+		limit = 32 << 10
+	}
 	text := body
 	if e, err := message.New(mh, bytes.NewReader(body)); err == nil || message.IsUnknownCharset(err) {
-		if b, err := io.ReadAll(io.LimitReader(e.Body, 64<<10)); err == nil || len(b) > 0 {
+		if b, err := io.ReadAll(io.LimitReader(e.Body, int64(limit))); err == nil || len(b) > 0 {
 			text = b
 		}
 	}
-	if len(text) > 64<<10 {
-		text = text[:64<<10]
+	if len(text) > limit {
+		text = text[:limit]
 	}
 	str := strings.ToValidUTF8(string(text), "\uFFFD")
 	if subtype == "html" {
@@ -239,9 +246,10 @@ var (
 func stripHTML(s string) string {
 	s = htmlDrop.ReplaceAllString(s, " ")
 	s = htmlTag.ReplaceAllString(s, " ")
-	r := strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", `"`, "&#39;", "'")
-	return r.Replace(s)
+	return htmlEntities.Replace(s)
 }
+
+var htmlEntities = strings.NewReplacer("&nbsp;", " ", "&amp;", "&", "&lt;", "<", "&gt;", ">", "&quot;", `"`, "&#39;", "'")
 
 // collapse turns every run of white space into one space and cuts at n
 // runes.
