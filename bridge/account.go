@@ -99,6 +99,10 @@ type Account struct {
 	flights  flightGroup
 	prefetch chan struct{}
 
+	// syncBatch overrides headerBatch (tests use small batches to see
+	// several in flight without thousands of messages); 0 keeps it.
+	syncBatch int
+
 	appends appendTracker
 	// pending holds appended messages waiting for the next grouped cache
 	// write (see addAppended).

@@ -20,5 +20,15 @@
 // cache on demand and kept in a bounded LRU (OpenConfig.SummaryMemory);
 // decrypted bodies likewise (OpenConfig.BodyMemory). Background prefetch of
 // bodies is bounded to the newest messages of each mailbox and a byte budget
-// per run (OpenConfig.PrefetchMessages, PrefetchBytes).
+// per run (OpenConfig.PrefetchMessages, PrefetchBytes). Front ends list a
+// selected mailbox with View.MessageList (no summaries) and read summaries
+// in batches with View.Summaries, so a selected mailbox of any size costs
+// them a few dozen bytes per message too.
+//
+// Ordering: messages become visible (index, Watch updates) in ascending UID
+// order per mailbox, both in a first sync, whose header batches are
+// downloaded and decrypted in parallel but added in order, and from the
+// event stream, which is applied in Seq order. An IMAP session can only
+// append to its message list, so a lower UID shown after a higher one
+// would stay hidden from it until the next SELECT.
 package bridge

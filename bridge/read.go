@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"smessenger/internal/store"
+	"smessenger/pgp"
 )
 
 const flagSeen = `\Seen`
@@ -68,11 +69,31 @@ func (a *Account) Mailbox(ctx context.Context, name string) (MailboxInfo, error)
 // transaction. The returned slices and summaries are shared and must not
 // be modified.
 func (a *Account) Messages(ctx context.Context, mailbox string) ([]MessageInfo, error) {
+	out, ids, err := a.list(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	for i, s := range a.summariesOf(ids) {
+		out[i].Summary = s
+	}
+	return out, nil
+}
+
+// MessageList lists a mailbox's messages in UID order from the index
+// alone, without summaries. The returned flag slices are shared and must
+// not be modified.
+func (a *Account) MessageList(ctx context.Context, mailbox string) ([]MessageInfo, error) {
+	out, _, err := a.list(mailbox)
+	return out, err
+}
+
+// list copies a mailbox's index entries and their message ids.
+func (a *Account) list(mailbox string) ([]MessageInfo, []store.MessageID, error) {
 	a.mu.RLock()
+	defer a.mu.RUnlock()
 	b, err := a.lookup(mailbox)
 	if err != nil {
-		a.mu.RUnlock()
-		return nil, err
+		return nil, nil, err
 	}
 	out := make([]MessageInfo, len(b.msgs))
 	ids := make([]store.MessageID, len(b.msgs))
@@ -80,9 +101,30 @@ func (a *Account) Messages(ctx context.Context, mailbox string) ([]MessageInfo, 
 		out[i] = MessageInfo{UID: e.uid, Flags: e.flags, InternalDate: e.date, Size: e.size}
 		ids[i] = e.id
 	}
+	return out, ids, nil
+}
+
+// Summaries returns the summaries of uids of a mailbox (see View), from
+// the summary LRU or else from the cache in one read transaction.
+func (a *Account) Summaries(ctx context.Context, mailbox string, uids []uint32) ([]*pgp.Summary, error) {
+	a.mu.RLock()
+	b, err := a.lookup(mailbox)
+	if err != nil {
+		a.mu.RUnlock()
+		return nil, err
+	}
+	ids := make([]store.MessageID, 0, len(uids))
+	at := make([]int, 0, len(uids))
+	for i, uid := range uids {
+		if k, ok := b.find(uid); ok {
+			ids = append(ids, b.msgs[k].id)
+			at = append(at, i)
+		}
+	}
 	a.mu.RUnlock()
-	for i, s := range a.summariesOf(ids) {
-		out[i].Summary = s
+	out := make([]*pgp.Summary, len(uids))
+	for j, s := range a.summariesOf(ids) {
+		out[at[j]] = s
 	}
 	return out, nil
 }

@@ -1,10 +1,12 @@
 package bridge
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"runtime"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -323,43 +325,86 @@ func (a *Account) unknown(mbID uint64, metas []store.MessageMeta) ([]store.Messa
 	return out, nil
 }
 
-// fetchMessages downloads the header blobs of metas in batches (several in
-// flight), opens them on all cores, and adds the messages to mailbox mbID.
-// Messages whose final form needs the body (encrypted from outside, or an
-// unreadable header blob) get it now, so the summary a client first sees is
-// already the right one.
+// fetchMessages downloads the header blobs of metas (in UID order) in
+// batches, several in flight, opens them on all cores, and adds the
+// messages to mailbox mbID. Messages whose final form needs the body
+// (encrypted from outside, or an unreadable header blob) get it now, so the
+// summary a client first sees is already the right one.
+//
+// Batches are prepared in parallel but added strictly in order: an IMAP
+// session that has the mailbox selected can only append to its message
+// list (sequence numbers grow with UIDs), so a batch of higher UIDs shown
+// before a lower one would hide the lower one until the next SELECT. A
+// prepared batch waits for its predecessor's turn, which bounds what is
+// held out of order to one batch per downloader.
 func (a *Account) fetchMessages(ctx context.Context, mbID uint64, metas []store.MessageMeta, prog *progress) error {
 	if len(metas) == 0 {
 		return nil
 	}
+	if !sortedByUID(metas) {
+		metas = slices.Clone(metas)
+		slices.SortFunc(metas, func(x, y store.MessageMeta) int { return cmp.Compare(x.UID, y.UID) })
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	batches := make(chan []store.MessageMeta)
+	type job struct {
+		metas []store.MessageMeta
+		turn  <-chan struct{} // closed once the previous batch is added
+		done  chan struct{}   // closed once this batch is added
+	}
+	jobs := make(chan job)
 	errc := make(chan error, headerDownloaders)
+	fail := func(err error) {
+		select {
+		case errc <- err:
+		default:
+		}
+		cancel()
+	}
 	var wg sync.WaitGroup
 	for w := 0; w < headerDownloaders; w++ {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for batch := range batches {
-				if err := a.fetchBatch(ctx, mbID, batch); err != nil {
-					errc <- err
-					cancel()
+			for j := range jobs {
+				p, err := a.prepareBatch(ctx, j.metas)
+				if err != nil {
+					fail(err)
 					return
 				}
-				prog.add(len(batch))
+				select {
+				case <-j.turn:
+				case <-ctx.Done():
+					return
+				}
+				if len(p.es) > 0 {
+					if err := a.addEntries(mbID, p.es, p.bodies, 0); err != nil {
+						fail(err)
+						return
+					}
+				}
+				close(j.done)
+				prog.add(len(j.metas))
 			}
 		}()
 	}
+	size := headerBatch
+	if a.syncBatch > 0 {
+		size = min(a.syncBatch, headerBatch)
+	}
+	turn := make(chan struct{})
+	close(turn)
 feed:
-	for start := 0; start < len(metas); start += headerBatch {
+	for start := 0; start < len(metas); start += size {
+		j := job{metas: metas[start:min(start+size, len(metas))], turn: turn, done: make(chan struct{})}
 		select {
-		case batches <- metas[start:min(start+headerBatch, len(metas))]:
+		case jobs <- j:
+			turn = j.done
 		case <-ctx.Done():
 			break feed
 		}
 	}
-	close(batches)
+	close(jobs)
 	wg.Wait()
 	select {
 	case err := <-errc:
@@ -369,8 +414,19 @@ feed:
 	}
 }
 
-// fetchBatch handles one batch of at most headerBatch messages.
-func (a *Account) fetchBatch(ctx context.Context, mbID uint64, metas []store.MessageMeta) error {
+func sortedByUID(metas []store.MessageMeta) bool {
+	return slices.IsSortedFunc(metas, func(x, y store.MessageMeta) int { return cmp.Compare(x.UID, y.UID) })
+}
+
+// preparedBatch is a batch of messages opened and ready to be added.
+type preparedBatch struct {
+	es     []*entry
+	bodies map[store.MessageID][]byte
+}
+
+// prepareBatch downloads and opens one batch of at most headerBatch
+// messages; messages expunged meanwhile are left out.
+func (a *Account) prepareBatch(ctx context.Context, metas []store.MessageMeta) (preparedBatch, error) {
 	ids := make([]store.MessageID, len(metas))
 	for i, m := range metas {
 		ids[i] = m.ID
@@ -378,24 +434,23 @@ func (a *Account) fetchBatch(ctx context.Context, mbID uint64, metas []store.Mes
 	blobs, err := a.srv.HeaderBlobs(ctx, ids)
 	if isGone(err) {
 		// One of them was expunged meanwhile: fall back to one by one.
-		return a.fetchEach(ctx, mbID, metas)
+		return a.prepareEach(ctx, metas)
 	}
 	if err != nil {
-		return fmt.Errorf("bridge: download header blobs: %w", err)
+		return preparedBatch{}, fmt.Errorf("bridge: download header blobs: %w", err)
 	}
 	if len(blobs) != len(metas) {
-		return fmt.Errorf("bridge: server returned %d header blobs for %d messages", len(blobs), len(metas))
+		return preparedBatch{}, fmt.Errorf("bridge: server returned %d header blobs for %d messages", len(blobs), len(metas))
 	}
-	return a.addOpened(ctx, mbID, metas, blobs)
+	p := preparedBatch{bodies: map[store.MessageID][]byte{}}
+	return p, a.openInto(ctx, &p, metas, blobs)
 }
 
-// addOpened opens header blobs and adds their messages.
-func (a *Account) addOpened(ctx context.Context, mbID uint64, metas []store.MessageMeta, blobs [][]byte) error {
+// openInto opens header blobs and appends their messages to p.
+func (a *Account) openInto(ctx context.Context, p *preparedBatch, metas []store.MessageMeta, blobs [][]byte) error {
 	entries := make([]*entry, len(metas))
 	herrs := make([]error, len(metas))
 	a.openHeaders(metas, blobs, entries, herrs)
-	bodies := map[store.MessageID][]byte{}
-	kept := entries[:0]
 	for i, e := range entries {
 		if herrs[i] != nil || (e.sum != nil && (e.sum.Encrypted || hasOurResult(e.sum.Header))) {
 			body, _, err := a.materialize(ctx, e, herrs[i])
@@ -405,30 +460,32 @@ func (a *Account) addOpened(ctx context.Context, mbID uint64, metas []store.Mess
 			if err != nil {
 				return err
 			}
-			bodies[e.id] = body
+			p.bodies[e.id] = body
 		}
-		kept = append(kept, e)
+		p.es = append(p.es, e)
 	}
-	return a.addEntries(mbID, kept, bodies, 0)
+	return nil
 }
 
-// fetchEach is fetchBatch for one message at a time, skipping those gone.
-func (a *Account) fetchEach(ctx context.Context, mbID uint64, metas []store.MessageMeta) error {
+// prepareEach is prepareBatch for one message at a time, skipping those
+// gone.
+func (a *Account) prepareEach(ctx context.Context, metas []store.MessageMeta) (preparedBatch, error) {
+	p := preparedBatch{bodies: map[store.MessageID][]byte{}}
 	for _, m := range metas {
 		blobs, err := a.srv.HeaderBlobs(ctx, []store.MessageID{m.ID})
 		if isGone(err) {
 			continue
 		}
 		if err != nil {
-			return err
+			return preparedBatch{}, fmt.Errorf("bridge: download header blob: %w", err)
 		}
 		if len(blobs) == 1 {
-			if err := a.addOpened(ctx, mbID, []store.MessageMeta{m}, blobs); err != nil {
-				return err
+			if err := a.openInto(ctx, &p, []store.MessageMeta{m}, blobs); err != nil {
+				return preparedBatch{}, err
 			}
 		}
 	}
-	return nil
+	return p, nil
 }
 
 // openHeaders decrypts header blobs in parallel across the cores.

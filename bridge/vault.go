@@ -198,11 +198,14 @@ func writeFileAtomic(path string, data []byte) error {
 		return fmt.Errorf("bridge: write %s: %w", filepath.Base(path), err)
 	}
 	defer os.Remove(tmp.Name()) // no-op after the rename
-	if err := tmp.Chmod(0o600); err == nil {
+	// One err throughout: a failed write or fsync must not be renamed into
+	// place as if it had worked.
+	err = tmp.Chmod(0o600)
+	if err == nil {
 		_, err = tmp.Write(data)
-		if err == nil {
-			err = tmp.Sync()
-		}
+	}
+	if err == nil {
+		err = tmp.Sync()
 	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr

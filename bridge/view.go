@@ -73,8 +73,19 @@ type View interface {
 	RenameMailbox(ctx context.Context, oldName, newName string) error
 	SetSubscribed(ctx context.Context, name string, subscribed bool) error
 
-	// Messages lists a mailbox's messages in UID order, from the local cache.
+	// Messages lists a mailbox's messages in UID order, from the local cache,
+	// summaries included.
 	Messages(ctx context.Context, mailbox string) ([]MessageInfo, error)
+	// MessageList lists a mailbox's messages in UID order like Messages but
+	// without summaries (Summary is nil): the compact listing a front end
+	// keeps for a selected mailbox, a few dozen bytes per message.
+	MessageList(ctx context.Context, mailbox string) ([]MessageInfo, error)
+	// Summaries returns the summaries of uids of a mailbox, out[i] for
+	// uids[i]. out[i] is nil for a UID the mailbox does not have (expunged
+	// meanwhile) or whose summary cannot be read; front ends then work from
+	// the body. Callers ask in batches (a few hundred UIDs), so only those
+	// summaries are held at once.
+	Summaries(ctx context.Context, mailbox string, uids []uint32) ([]*pgp.Summary, error)
 	// Body returns the decrypted full RFC 5322 message (from the cache, or
 	// downloaded and cached). A message that cannot be decrypted yields a
 	// readable placeholder message, not an error.

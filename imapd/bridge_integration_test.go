@@ -3,10 +3,13 @@ package imapd
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"log/slog"
 	"net"
+	"runtime"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -61,6 +64,20 @@ type realBridge struct {
 // until synced and serves it over IMAP (with STARTTLS when tlsCfg is set).
 func startRealBridge(t testing.TB, before func(env *servertest.Env, user string), tlsCfg *tls.Config) *realBridge {
 	t.Helper()
+	return startBridgeWith(t, before, tlsCfg, realBridgeOptions{})
+}
+
+// realBridgeOptions varies startBridgeWith.
+type realBridgeOptions struct {
+	// wrap, if set, wraps the bridge's server client (to slow it down).
+	wrap func(bridge.Server) bridge.Server
+	// noWait serves IMAP at once instead of after the first sync.
+	noWait bool
+}
+
+// startBridgeWith is startRealBridge with options.
+func startBridgeWith(t testing.TB, before func(env *servertest.Env, user string), tlsCfg *tls.Config, o realBridgeOptions) *realBridge {
+	t.Helper()
 	env := servertest.Start(t, servertest.OpenBolt(t), nil)
 	user := "carol@" + servertest.Domain
 	_, tok := env.AddUser(t, user)
@@ -75,9 +92,13 @@ func startRealBridge(t testing.TB, before func(env *servertest.Env, user string)
 	if before != nil {
 		before(env, user)
 	}
+	newServer := newAPIServer
+	if o.wrap != nil {
+		newServer = func(addr string, cfg channel.ClientConfig) bridge.Server { return o.wrap(newAPIServer(addr, cfg)) }
+	}
 	logs := &syncBuffer{}
 	acct, err := bridge.Open(context.Background(), bridge.OpenConfig{DataDir: dir, Passphrase: pass,
-		NewServer: newAPIServer, Log: logging.New(logs, slog.LevelInfo)})
+		NewServer: newServer, Log: logging.New(logs, slog.LevelInfo)})
 	if err != nil {
 		t.Fatalf("bridge open: %v", err)
 	}
@@ -93,10 +114,12 @@ func startRealBridge(t testing.TB, before func(env *servertest.Env, user string)
 		}
 		acct.Close()
 	})
-	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
-	defer wcancel()
-	if err := acct.WaitSynced(wctx); err != nil {
-		t.Fatalf("WaitSynced: %v\n%s", err, logs.String())
+	if !o.noWait {
+		wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+		defer wcancel()
+		if err := acct.WaitSynced(wctx); err != nil {
+			t.Fatalf("WaitSynced: %v\n%s", err, logs.String())
+		}
 	}
 	srv := New(Config{Users: AuthenticatorFunc(func(u, p string) (bridge.View, bool) {
 		return acct, u == user && p == res.BridgePassword
@@ -146,20 +169,29 @@ func deliverSealed(t testing.TB, env *servertest.Env, to string, raws [][]byte) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	for len(raws) > 0 {
-		n := min(len(raws), api.MaxRecipients)
-		ds := make([]api.Delivery, n)
-		for i, raw := range raws[:n] {
-			hb, bb, _, err := pgp.SealMessage(raw, []*pgp.Key{key}, pgp.SealOptions{Signer: from.Key})
-			if err != nil {
-				t.Fatal(err)
+	// Sealing is the slow part: on all cores.
+	all := make([]api.Delivery, len(raws))
+	errs := make([]error, len(raws))
+	var wg sync.WaitGroup
+	workers := runtime.GOMAXPROCS(0)
+	for w := range workers {
+		wg.Go(func() {
+			for i := w; i < len(raws); i += workers {
+				hb, bb, _, err := pgp.SealMessage(raws[i], []*pgp.Key{key}, pgp.SealOptions{Signer: from.Key})
+				all[i], errs[i] = api.Delivery{Recipient: to, Size: int64(len(raws[i])), HeaderBlob: hb, BodyBlob: bb}, err
 			}
-			ds[i] = api.Delivery{Recipient: to, Size: int64(len(raw)), HeaderBlob: hb, BodyBlob: bb}
-		}
-		if err := from.Client.Deliver(context.Background(), ds); err != nil {
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	for len(all) > 0 {
+		n := min(len(all), api.MaxRecipients)
+		if err := from.Client.Deliver(context.Background(), all[:n]); err != nil {
 			t.Fatalf("Deliver: %v", err)
 		}
-		raws = raws[n:]
+		all = all[n:]
 	}
 }
 

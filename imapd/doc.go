@@ -23,6 +23,10 @@
 // Header-only FETCH items (ENVELOPE, BODYSTRUCTURE, FLAGS, INTERNALDATE,
 // RFC822.SIZE, BODY[HEADER…], UID) are answered from the cached header-blob
 // summary and never call View.Body, so a client's message list does not
-// download or decrypt a single body. Plaintext login is allowed because the
+// download or decrypt a single body. A selected mailbox keeps only UID,
+// flags, internal date and size per message; FETCH and SEARCH read the
+// summaries they need from the view in batches (View.Summaries), so memory
+// does not grow with the mailbox beyond the bridge's bounded summary LRU.
+// Plaintext login is allowed because the
 // server listens on loopback only: the password never leaves the machine.
 package imapd

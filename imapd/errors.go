@@ -26,6 +26,10 @@ var (
 	errMailboxGone   = &imap.Error{Type: imap.StatusResponseTypeNo, Code: imap.ResponseCodeNonExistent, Text: "Selected mailbox was deleted"}
 )
 
+// errSummaryCount is a View that answered Summaries with a result per UID
+// missing or extra: a bug of the view, logged and answered as unavailable.
+var errSummaryCount = errors.New("imapd: view returned a wrong number of summaries")
+
 // toIMAP turns a view error into a protocol error, logging anything that is
 // not a known sentinel. append selects TRYCREATE for a missing destination,
 // which RFC 9051 section 6.3.12 asks of APPEND and COPY.

@@ -9,20 +9,74 @@ import (
 	"github.com/emersion/go-imap/v2/imapserver"
 
 	"smessenger/internal/store"
+	"smessenger/pgp"
 )
+
+// summaryBatch is how many summaries FETCH and SEARCH ask the view for at
+// once, and so about how many they hold: the selected mailbox keeps none.
+const summaryBatch = 500
 
 // Fetch implements imapserver.Session. Items answered from the header-blob
 // summary never touch View.Body; anything else loads the body once per
-// message and cuts sections out of it.
+// message and cuts sections out of it. Summaries are read from the view a
+// batch at a time, only when an item needs them.
 func (s *session) Fetch(w *imapserver.FetchWriter, numSet imap.NumSet, options *imap.FetchOptions) error {
 	ts := s.resolve(numSet)
 	if err := s.markSeen(ts, options); err != nil {
 		return err
 	}
-	for _, t := range ts {
-		if err := s.fetchOne(w, t, options); err != nil {
-			return err
+	need := needsSummary(options)
+	for len(ts) > 0 {
+		n := min(len(ts), summaryBatch)
+		batch := ts[:n]
+		if need {
+			if err := s.withSummaries(batch); err != nil {
+				return s.toIMAP("fetch", err, false)
+			}
 		}
+		for i := range batch {
+			if err := s.fetchOne(w, batch[i], options); err != nil {
+				return err
+			}
+			batch[i].sum = nil
+		}
+		ts = ts[n:]
+	}
+	return nil
+}
+
+// needsSummary says whether any requested item is answered from the
+// summary.
+func needsSummary(options *imap.FetchOptions) bool {
+	if options.Envelope || options.BodyStructure != nil {
+		return true
+	}
+	for _, bs := range options.BodySection {
+		if headerOnly(bs) {
+			return true
+		}
+	}
+	return false
+}
+
+// withSummaries loads the summaries of ts (at most summaryBatch) from the
+// view. A message expunged meanwhile keeps a nil summary: its body is then
+// not found either, and it is skipped.
+func (s *session) withSummaries(ts []target) error {
+	uids := uidsOf(ts)
+	var sums []*pgp.Summary
+	err := s.onSelected(func(mailbox string) (err error) {
+		sums, err = s.view.Summaries(s.ctx, mailbox, uids)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if len(sums) != len(ts) {
+		return errSummaryCount
+	}
+	for i := range ts {
+		ts[i].sum = sums[i]
 	}
 	return nil
 }
@@ -73,14 +127,14 @@ func setsSeen(options *imap.FetchOptions) bool {
 
 // needsBody says whether any requested item needs more than the summary.
 func needsBody(options *imap.FetchOptions, t target) bool {
-	if t.msg.Summary == nil && (options.Envelope || options.BodyStructure != nil) {
+	if t.sum == nil && (options.Envelope || options.BodyStructure != nil) {
 		return true
 	}
 	if len(options.BinarySection) > 0 || len(options.BinarySectionSize) > 0 {
 		return true
 	}
 	for _, bs := range options.BodySection {
-		if !headerOnly(bs) || t.msg.Summary == nil {
+		if !headerOnly(bs) || t.sum == nil {
 			return true
 		}
 	}
@@ -127,16 +181,16 @@ func (s *session) fetchOne(w *imapserver.FetchWriter, t target, options *imap.Fe
 		rw.WriteRFC822Size(t.msg.Size)
 	}
 	if options.Envelope {
-		rw.WriteEnvelope(envelopeOf(t.msg.Summary, body))
+		rw.WriteEnvelope(envelopeOf(t.sum, body))
 	}
 	if options.BodyStructure != nil {
-		rw.WriteBodyStructure(bodyStructureOf(t.msg.Summary, body))
+		rw.WriteBodyStructure(bodyStructureOf(t.sum, body))
 	}
 	for _, bs := range options.BodySection {
 		var data []byte
 		switch {
-		case headerOnly(bs) && t.msg.Summary != nil:
-			data = headerSection(t.msg.Summary.Header, bs)
+		case headerOnly(bs) && t.sum != nil:
+			data = headerSection(t.sum.Header, bs)
 		case len(bs.Part) == 0 && bs.Specifier == imap.PartSpecifierNone:
 			data = partial(body, bs.Partial) // BODY[]: no parsing at all
 		default:

@@ -9,7 +9,6 @@ import (
 
 	"github.com/emersion/go-imap/v2"
 
-	"smessenger/bridge"
 	"smessenger/pgp"
 )
 
@@ -98,7 +97,7 @@ func FuzzSearchMatcher(f *testing.F) {
 	}
 	f.Add([]byte("Subject: x\r\n\r\naaaaAAAab"), "AAB")
 	f.Fuzz(func(t *testing.T, raw []byte, needle string) {
-		c := &candidate{seq: 1, msg: bridge.MessageInfo{UID: 1, Size: int64(len(raw)), Summary: summarize(raw)}}
+		c := &candidate{seq: 1, msg: msgMeta{UID: 1, Size: int64(len(raw))}, sum: summarize(raw)}
 		m := &matcher{body: func(uint32) ([]byte, error) { return raw, nil }}
 		cr := &imap.SearchCriteria{Or: [][2]imap.SearchCriteria{{
 			{Text: []string{needle}},

@@ -23,10 +23,10 @@ const gateStripes = 64
 // through this server.
 //
 // What the gate cannot order is a lower UID that reaches the view late by
-// another way (another device's APPEND whose event is overtaken by ours, or
-// the bridge adding a first sync's batches out of order while a client has
-// the mailbox selected). Such a message is shown from the next SELECT on;
-// addNew documents it.
+// another way (another device's APPEND whose event is overtaken by ours).
+// Such a message is shown from the next SELECT on; addNew documents it.
+// The bridge's own syncing (first sync and events) makes messages visible
+// in ascending UID order per mailbox, so it never causes this.
 type appendGates struct {
 	seed  maphash.Seed
 	locks [gateStripes]sync.RWMutex

@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/emersion/go-imap/v2"
 	"github.com/emersion/go-imap/v2/imapserver"
@@ -17,6 +18,30 @@ import (
 type stateKey struct {
 	view    bridge.View
 	mailbox string
+}
+
+// msgMeta is what a selected mailbox keeps of each message: no summary.
+// A 50,000-message INBOX so costs a few MB for as long as it is selected;
+// FETCH and SEARCH read the summaries they need from the view in batches
+// (see summaryBatch) and drop them when the batch is answered.
+type msgMeta struct {
+	UID          uint32
+	Flags        []string
+	InternalDate time.Time
+	Size         int64
+}
+
+func toMeta(m bridge.MessageInfo) msgMeta {
+	return msgMeta{UID: m.UID, Flags: m.Flags, InternalDate: m.InternalDate, Size: m.Size}
+}
+
+// compact converts a listing to what the state keeps.
+func compact(list []bridge.MessageInfo) []msgMeta {
+	out := make([]msgMeta, len(list))
+	for i, m := range list {
+		out[i] = toMeta(m)
+	}
+	return out
 }
 
 // mailboxState is the server-side view of a selected mailbox, shared by every
@@ -36,7 +61,7 @@ type mailboxState struct {
 	uidValidity uint32
 
 	mu      sync.RWMutex
-	msgs    []bridge.MessageInfo
+	msgs    []msgMeta
 	maxUID  uint32 // highest UID ever shown: older ones are never re-added
 	deleted bool
 	tracker *imapserver.MailboxTracker
@@ -63,13 +88,14 @@ func (s *Server) acquire(ctx context.Context, view bridge.View, mailbox string, 
 	updates, cancel := view.Watch(mailbox)
 	gate := s.gates.of(mailbox)
 	gate.Lock()
-	msgs, err := view.Messages(ctx, mailbox)
+	list, err := view.MessageList(ctx, mailbox)
 	gate.Unlock()
 	if err != nil {
 		cancel()
 		drain(updates)
 		return nil, err
 	}
+	msgs := compact(list)
 	st := &mailboxState{srv: s, key: key, refs: 1, msgs: msgs, cancelWatch: cancel, uidValidity: uidValidity, view: view,
 		done: make(chan struct{}), idlers: map[chan struct{}]struct{}{}, tracker: imapserver.NewMailboxTracker(uint32(len(msgs)))}
 	if n := len(msgs); n > 0 {
@@ -248,7 +274,7 @@ func (st *mailboxState) refresh(ctx context.Context) {
 	gate := st.srv.gates.of(name)
 	gate.Lock()
 	defer gate.Unlock()
-	msgs, err := st.view.Messages(ctx, name)
+	msgs, err := st.view.MessageList(ctx, name)
 	if err != nil {
 		st.srv.log.Warn("imapd: listing after an update failed", "err", err)
 		return
@@ -280,7 +306,7 @@ func (st *mailboxState) addNew(list []bridge.MessageInfo) {
 	}
 	i := sort.Search(len(list), func(i int) bool { return list[i].UID > st.maxUID })
 	for _, m := range list[i:] {
-		st.msgs = append(st.msgs, m)
+		st.msgs = append(st.msgs, toMeta(m))
 		st.maxUID = m.UID
 		// One EXISTS per message: SessionTracker.EncodeSeqNum only hides
 		// unannounced messages correctly for increments of one.
@@ -301,7 +327,7 @@ func (st *mailboxState) wake() {
 
 // index returns the position of uid in msgs, or -1. Call with mu held.
 func (st *mailboxState) index(uid uint32) int {
-	i, ok := slices.BinarySearchFunc(st.msgs, uid, func(m bridge.MessageInfo, u uint32) int {
+	i, ok := slices.BinarySearchFunc(st.msgs, uid, func(m msgMeta, u uint32) int {
 		return int(int64(m.UID) - int64(u))
 	})
 	if !ok {

@@ -15,7 +15,7 @@ import (
 	"github.com/emersion/go-message"
 	"github.com/emersion/go-message/textproto"
 
-	"smessenger/bridge"
+	"smessenger/pgp"
 )
 
 // maxDecoded bounds how much decoded text one message contributes to a
@@ -24,13 +24,15 @@ const maxDecoded = 16 << 20
 
 // Search implements imapserver.Session: flags, dates, sizes and header
 // fields come from the cache; BODY and TEXT read the cached plaintext.
+// Messages are tested a batch at a time, so only one batch's summaries and
+// bodies are held at once.
 func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria, _ *imap.SearchOptions) (*imap.SearchData, error) {
 	st := s.sel.st
 	st.mu.RLock()
-	cands := make([]*candidate, 0, len(st.msgs))
+	cands := make([]target, 0, len(st.msgs))
 	for i, m := range st.msgs {
 		if seq := s.sel.tr.EncodeSeqNum(uint32(i + 1)); seq != 0 {
-			cands = append(cands, &candidate{seq: seq, msg: m})
+			cands = append(cands, target{seq: seq, msg: m})
 		}
 	}
 	st.mu.RUnlock()
@@ -45,24 +47,35 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 	mt := &matcher{body: func(uid uint32) ([]byte, error) {
 		return s.view.Body(s.ctx, st.name(), uid)
 	}}
+	need := criteriaNeedSummary(static)
 	data := &imap.SearchData{}
 	var seqs imap.SeqSet
 	var uids imap.UIDSet
-	for _, c := range cands {
-		if !mt.match(c, static) {
-			continue
+	for len(cands) > 0 {
+		batch := cands[:min(len(cands), summaryBatch)]
+		cands = cands[len(batch):]
+		if need {
+			if err := s.withSummaries(batch); err != nil {
+				return nil, s.toIMAP("search", err, false)
+			}
 		}
-		n := c.seq
-		if kind == imapserver.NumKindUID {
-			n = c.msg.UID
+		for _, t := range batch {
+			if !mt.match(&candidate{seq: t.seq, msg: t.msg, sum: t.sum}, static) {
+				continue
+			}
+			n := t.seq
+			if kind == imapserver.NumKindUID {
+				n = t.msg.UID
+			}
+			uids.AddNum(imap.UID(t.msg.UID))
+			seqs.AddNum(t.seq)
+			if data.Min == 0 || n < data.Min {
+				data.Min = n
+			}
+			data.Max = max(data.Max, n)
+			data.Count++
 		}
-		uids.AddNum(imap.UID(c.msg.UID))
-		seqs.AddNum(c.seq)
-		if data.Min == 0 || n < data.Min {
-			data.Min = n
-		}
-		data.Max = max(data.Max, n)
-		data.Count++
+		clear(batch) // drops the summaries
 	}
 	if kind == imapserver.NumKindUID {
 		data.All = uids
@@ -70,6 +83,26 @@ func (s *session) Search(kind imapserver.NumKind, criteria *imap.SearchCriteria,
 		data.All = seqs
 	}
 	return data, nil
+}
+
+// criteriaNeedSummary says whether c (or any criteria nested in it) tests
+// header fields or the sent date, which are read from the summary. TEXT
+// does not need it: it reads the whole message anyway.
+func criteriaNeedSummary(c *imap.SearchCriteria) bool {
+	if len(c.Header) > 0 || !c.SentSince.IsZero() || !c.SentBefore.IsZero() {
+		return true
+	}
+	for i := range c.Not {
+		if criteriaNeedSummary(&c.Not[i]) {
+			return true
+		}
+	}
+	for i := range c.Or {
+		if criteriaNeedSummary(&c.Or[i][0]) || criteriaNeedSummary(&c.Or[i][1]) {
+			return true
+		}
+	}
+	return false
 }
 
 // staticCriteria replaces "*" in sequence and UID sets by the largest
@@ -118,7 +151,8 @@ func staticCriteria(c *imap.SearchCriteria, maxSeq, maxUID uint32) (*imap.Search
 // candidate is one message under test, with what was loaded for it so far.
 type candidate struct {
 	seq uint32
-	msg bridge.MessageInfo
+	msg msgMeta
+	sum *pgp.Summary // nil when not loaded or not readable: the body stands in
 
 	header    textproto.Header
 	hdrLoaded bool
@@ -213,8 +247,8 @@ func matchDates(c *candidate, cr *imap.SearchCriteria) bool {
 		return true
 	}
 	var sent time.Time
-	if c.msg.Summary != nil {
-		sent = c.msg.Summary.Envelope.Date
+	if c.sum != nil {
+		sent = c.sum.Envelope.Date
 	}
 	if sent.IsZero() {
 		sent = c.msg.InternalDate // RFC 9051 leaves this open; Dovecot does the same
@@ -243,8 +277,8 @@ func (m *matcher) loadHeader(c *candidate) textproto.Header {
 	}
 	c.hdrLoaded = true
 	var raw []byte
-	if c.msg.Summary != nil {
-		raw = terminateHeader(c.msg.Summary.Header)
+	if c.sum != nil {
+		raw = terminateHeader(c.sum.Header)
 	} else {
 		raw = m.loadBody(c)
 	}
@@ -285,7 +319,7 @@ func (m *matcher) matchHeader(c *candidate, f imap.SearchCriteriaHeaderField) bo
 // the entire message; encoded parts are decoded when the raw bytes miss.
 func (m *matcher) matchText(c *candidate, t string, whole bool) bool {
 	body := m.loadBody(c)
-	if whole && c.msg.Summary != nil && containsFold(c.msg.Summary.Header, t) {
+	if whole && c.sum != nil && containsFold(c.sum.Header, t) {
 		return true
 	}
 	start := headerEnd(body)

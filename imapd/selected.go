@@ -9,6 +9,7 @@ import (
 
 	"smessenger/bridge"
 	"smessenger/internal/store"
+	"smessenger/pgp"
 )
 
 // systemFlags are the flags every mailbox accepts.
@@ -115,7 +116,8 @@ func (s *session) Idle(w *imapserver.UpdateWriter, stop <-chan struct{}) error {
 // client knows it by.
 type target struct {
 	seq uint32
-	msg bridge.MessageInfo
+	msg msgMeta
+	sum *pgp.Summary // loaded by withSummaries, when the command needs it
 }
 
 // resolve maps a client's sequence or UID set to messages. Messages the

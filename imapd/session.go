@@ -150,7 +150,7 @@ func (s *session) statusData(info bridge.MailboxInfo, options *imap.StatusOption
 		data.AppendLimit = ptr(s.srv.cfg.AppendLimit)
 	}
 	if options.NumDeleted || options.DeletedStorage {
-		msgs, err := s.view.Messages(s.ctx, info.Name)
+		msgs, err := s.view.MessageList(s.ctx, info.Name)
 		if err != nil {
 			return nil, s.toIMAP("status", err, false)
 		}

@@ -31,6 +31,9 @@ type memView struct {
 	validity  uint32
 	watchers  map[string]map[*memWatch]struct{}
 	bodyCalls atomic.Int64
+	// listCalls counts MessageList calls, summaryCalls Summaries calls and
+	// maxSummaryBatch the largest batch of UIDs Summaries was asked for.
+	listCalls, summaryCalls, maxSummaryBatch atomic.Int64
 }
 
 type memBox struct {
@@ -183,6 +186,36 @@ func (v *memView) Messages(_ context.Context, mailbox string) ([]bridge.MessageI
 	for i, m := range b.msgs {
 		out[i] = m.info
 		out[i].Flags = slices.Clone(m.info.Flags)
+	}
+	return out, nil
+}
+
+// MessageList is Messages without summaries, as the bridge's is.
+func (v *memView) MessageList(ctx context.Context, mailbox string) ([]bridge.MessageInfo, error) {
+	v.listCalls.Add(1)
+	out, err := v.Messages(ctx, mailbox)
+	for i := range out {
+		out[i].Summary = nil
+	}
+	return out, err
+}
+
+// Summaries returns the summaries of uids, nil for a UID not in the
+// mailbox, and counts the summaries handed out.
+func (v *memView) Summaries(_ context.Context, mailbox string, uids []uint32) ([]*pgp.Summary, error) {
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	b, err := v.box(mailbox)
+	if err != nil {
+		return nil, err
+	}
+	v.summaryCalls.Add(1)
+	v.maxSummaryBatch.Store(max(v.maxSummaryBatch.Load(), int64(len(uids))))
+	out := make([]*pgp.Summary, len(uids))
+	for i, uid := range uids {
+		if m := v.find(b, uid); m != nil {
+			out[i] = m.info.Summary
+		}
 	}
 	return out, nil
 }
