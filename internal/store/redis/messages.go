@@ -16,9 +16,10 @@ import (
 // batches in one round trip per node, and each reply stays a few MB.
 const blobBatch = 500
 
-// Append stores a message with the next UID in one atomic script (UID,
-// message, counters, quota, event), acknowledged only once Redis has written
-// it to its append-only file.
+// Append stores a message with the next UID in one atomic MULTI/EXEC
+// transaction around one script (UID, message, counters, quota, event; see
+// appendTx), acknowledged only once Redis has written it to its append-only
+// file.
 func (s *Store) Append(ctx context.Context, id store.AccountID, mailbox string, msg store.NewMessage) (store.MessageMeta, error) {
 	name, err := normMailbox(mailbox)
 	if err != nil {
@@ -36,8 +37,11 @@ func (s *Store) Append(ctx context.Context, id store.AccountID, mailbox string, 
 		date = time.Now()
 	}
 	date = parseNanos(nanos(date))
-	fl := joinFlags(flags)
-	v, err := s.acct(ctx, "append", scAppend, id, name, nanos(time.Now()), nanos(date), msg.Size, fl, msg.HeaderBlob, msg.BodyBlob)
+	if !validAccountID(id) {
+		return store.MessageMeta{}, mapErr("append", errNoAcct)
+	}
+	v, err := s.appendTx(ctx, id, msg, name, nanos(time.Now()), nanos(date), msg.Size, joinFlags(flags),
+		len(msg.HeaderBlob), len(msg.BodyBlob))
 	if err != nil {
 		return store.MessageMeta{}, err
 	}
@@ -49,6 +53,45 @@ func (s *Store) Append(ctx context.Context, id store.AccountID, mailbox string, 
 		ID: store.MessageID(num(r[0])), UID: uint32(num(r[1])), ModSeq: uint64(num(r[2])), MailboxID: uint64(num(r[3])),
 		Flags: flags, InternalDate: date, Size: msg.Size, HeaderLen: len(msg.HeaderBlob), BodyLen: len(msg.BodyBlob),
 	}, nil
+}
+
+// stageKey is the account's staging hash for Append's blobs. It exists only
+// inside one MULTI/EXEC transaction, which serialises it, so one name per
+// account is enough.
+func stageKey(id store.AccountID) string { return acctPrefix(id) + "stage" }
+
+// appendTx runs one append as a single MULTI/EXEC transaction: HSET the blobs
+// into the staging hash, the append script (which renames the staging hash
+// into place as the message hash), then DEL of the staging hash. The blobs
+// thus reach Redis as plain command arguments and never enter Lua, where
+// every string is copied and hashed byte by byte; the trailing DEL runs
+// whatever the script did (EXEC does not stop at a failed command), so a
+// rejected append leaves nothing behind. Redis answers EXEC only after the
+// whole transaction is in the fsynced append-only file.
+func (s *Store) appendTx(ctx context.Context, id store.AccountID, msg store.NewMessage, args ...any) (any, error) {
+	keys := []string{acctKey(id), stageKey(id)}
+	for attempt := 0; ; attempt++ {
+		var run *goredis.Cmd
+		_, txErr := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			p.HSet(ctx, keys[1], "h", msg.HeaderBlob, "b", msg.BodyBlob)
+			run = scAppend.EvalSha(ctx, p, keys, args...)
+			p.Del(ctx, keys[1])
+			return nil
+		})
+		v, err := run.Result()
+		if err == nil && txErr != nil {
+			err = txErr
+		}
+		// A server that lost its script cache (restart, SCRIPT FLUSH) ran
+		// only the HSET and DEL: load the script and try once more.
+		if attempt == 0 && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+			if lerr := scAppend.Load(ctx, s.rdb).Err(); lerr != nil {
+				return nil, mapErr("append", lerr)
+			}
+			continue
+		}
+		return v, mapErr("append", err)
+	}
 }
 
 func joinFlags(f []string) string {

@@ -27,6 +27,13 @@
 // leaves at worst unreachable garbage, never a directory entry that points to
 // a missing or wrong account (see the comments in accounts.go).
 //
+// Append, the hot path, sends its blobs as plain HSET arguments to the
+// account's staging hash {a:<id>}:stage and runs its script in the same
+// MULTI/EXEC transaction; the script renames the staging hash into place as
+// the message hash. Strings that enter Lua are copied and hashed byte by byte,
+// so keeping the blobs out of the script is most of what makes the append
+// cheap. The staging hash never outlives its transaction.
+//
 // # Events
 //
 // Each script that logs events publishes the account's newest event number on

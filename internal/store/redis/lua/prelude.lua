@@ -28,13 +28,23 @@ local function mbKey(id) return P .. 'mb:' .. id end
 local function mxKey(id) return P .. 'mx:' .. id end
 local function msgKey(id) return P .. 'm:' .. id end
 
--- event appends one entry to the log; fields are tab-separated (names and
--- flags never contain control characters: the Go side validates them).
-local function event(now, kind, mb, old, mbid, uid, msgid, flags, modseq, sub)
-  local seq = redis.call('HINCRBY', A, 'evseq', 1)
+-- int formats a counter as a decimal integer: Lua's own number-to-string
+-- conversion switches to exponent notation above 1e14.
+local function int(n) return string.format('%d', n) end
+
+-- logEvent writes event number seq, already allocated by the caller, to the
+-- log; fields are tab-separated (names and flags never contain control
+-- characters: the Go side validates them).
+local function logEvent(seq, now, kind, mb, old, mbid, uid, msgid, flags, modseq, sub)
   redis.call('ZADD', P .. 'ev', seq, table.concat({seq, kind, now, mb, old,
     mbid, uid, msgid, flags, modseq, sub}, '\t'))
   evseq = seq
+end
+
+-- event allocates the next event number and logs the event.
+local function event(now, kind, mb, old, mbid, uid, msgid, flags, modseq, sub)
+  local seq = redis.call('HINCRBY', A, 'evseq', 1)
+  logEvent(seq, now, kind, mb, old, mbid, uid, msgid, flags, modseq, sub)
 end
 
 -- publish wakes WaitEvents callers in every process, once per script.
