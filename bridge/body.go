@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 
 	bolt "go.etcd.io/bbolt"
 
@@ -63,7 +64,7 @@ func (a *Account) Body(ctx context.Context, mailbox string, uid uint32) ([]byte,
 // it to the in-memory LRU, prefetch does not, so it cannot flush it).
 func (a *Account) downloadBody(ctx context.Context, mbID uint64, e *entry) ([]byte, error) {
 	a.mu.RLock()
-	probe := &entry{uid: e.uid, id: e.id, decrypted: e.decrypted, external: e.external}
+	probe := &entry{uid: e.uid, id: e.id, size: e.size, decrypted: e.decrypted, external: e.external}
 	a.mu.RUnlock()
 	probe.sum = a.summaryOf(e.id)
 	var herr error
@@ -133,7 +134,7 @@ func (a *Account) materialize(ctx context.Context, e *entry, headerErr error) (b
 	if err != nil {
 		return nil, false, fmt.Errorf("bridge: download body: %w", err)
 	}
-	blob, err := io.ReadAll(io.LimitReader(rc, maxBodyBlob+1))
+	blob, err := readBlob(rc, e.size, maxBodyBlob+1)
 	rc.Close()
 	if err != nil {
 		return nil, false, fmt.Errorf("bridge: download body: %w", err)
@@ -175,6 +176,32 @@ func (a *Account) materialize(ctx context.Context, e *entry, headerErr error) (b
 		e.sum, e.size, e.decrypted = sum, int64(len(body)), true
 	}
 	return body, changed, nil
+}
+
+// readBlob reads at most limit bytes of r into a buffer sized from hint
+// (the message's size, which the blob exceeds by a little OpenPGP
+// framing), so a large body is not read through io.ReadAll's doubling
+// buffers: those made several transient copies of every attachment.
+func readBlob(r io.Reader, hint, limit int64) ([]byte, error) {
+	n := min(max(hint+hint/64+4096, 4096), limit)
+	buf := make([]byte, 0, n)
+	for {
+		if len(buf) == cap(buf) {
+			if int64(len(buf)) >= limit {
+				return buf, nil
+			}
+			grow := min(max(len(buf)/4, 64<<10), int(limit)-len(buf))
+			buf = slices.Grow(buf, grow)
+		}
+		m, err := r.Read(buf[len(buf):min(cap(buf), int(limit))])
+		buf = buf[:len(buf)+m]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+	}
 }
 
 // isGone reports a server answer meaning the message no longer exists.

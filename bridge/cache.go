@@ -24,10 +24,11 @@ import (
 // its bucket and key, so a record cannot be moved to another place unnoticed.
 var (
 	bucketMeta      = []byte("meta")
-	bucketMailboxes = []byte("mailboxes") // mailbox id → store.Mailbox
-	bucketMessages  = []byte("messages")  // mailbox id → (uid → record)
-	bucketBodies    = []byte("bodies")    // message id → decrypted message
-	bucketSummaries = []byte("summaries") // message id → pgp.EncodeSummary (schema 2)
+	bucketMailboxes = []byte("mailboxes")  // mailbox id → store.Mailbox
+	bucketMessages  = []byte("messages")   // mailbox id → (uid → record)
+	bucketBodies    = []byte("bodies")     // message id → decrypted message, or a chunk manifest (bodystore.go)
+	bucketChunks    = []byte("bodychunks") // message id ‖ chunk number → part of a large body
+	bucketSummaries = []byte("summaries")  // message id → pgp.EncodeSummary (schema 2)
 
 	keySchema    = []byte("schema") // plaintext schema version
 	keyCheck     = []byte("check")  // sealed known value: proves the cache key
@@ -51,6 +52,9 @@ var errCacheKey = errors.New("bridge: cache key does not match")
 type cache struct {
 	db *bolt.DB
 	s  *sealer
+	// mapped counts body bytes read or written since the file mapping's
+	// resident pages were last dropped (see trimMapping).
+	mapped atomic.Int64
 }
 
 func u64key(v uint64) []byte { return binary.BigEndian.AppendUint64(nil, v) }
@@ -106,7 +110,7 @@ func tryOpenCache(path string, s *sealer) (c *cache, err error) {
 		}
 	}()
 	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketBodies, bucketSummaries} {
+		for _, b := range [][]byte{bucketMeta, bucketMailboxes, bucketMessages, bucketBodies, bucketChunks, bucketSummaries} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -283,34 +287,6 @@ func (c *cache) deleteMessage(tx *bolt.Tx, mbID uint64, uid uint32) error {
 		return b.Delete(u32key(uid))
 	}
 	return nil
-}
-
-// getBody returns a cached decrypted body, or nil if it is not cached.
-func (c *cache) getBody(id store.MessageID) ([]byte, error) {
-	var out []byte
-	err := c.db.View(func(tx *bolt.Tx) error {
-		k := u64key(uint64(id))
-		v := tx.Bucket(bucketBodies).Get(k)
-		if v == nil {
-			return nil
-		}
-		p, err := c.s.open(v, aadFor(bucketBodies, nil, k))
-		if err != nil {
-			return err
-		}
-		out = p
-		return nil
-	})
-	return out, err
-}
-
-func (c *cache) putBody(tx *bolt.Tx, id store.MessageID, body []byte) error {
-	k := u64key(uint64(id))
-	return tx.Bucket(bucketBodies).Put(k, c.s.seal(body, aadFor(bucketBodies, nil, k)))
-}
-
-func (c *cache) deleteBody(tx *bolt.Tx, id store.MessageID) error {
-	return tx.Bucket(bucketBodies).Delete(u64key(uint64(id)))
 }
 
 // denseFill is the page fill of the message and summary buckets. Their

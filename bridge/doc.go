@@ -18,7 +18,12 @@
 // Memory: the in-memory index holds a few dozen bytes per message (UID,
 // flags, dates, size, ids); message summaries are read from the encrypted
 // cache on demand and kept in a bounded LRU (OpenConfig.SummaryMemory);
-// decrypted bodies likewise (OpenConfig.BodyMemory). Background prefetch of
+// decrypted bodies likewise (OpenConfig.BodyMemory), a body being kept only
+// when it is read a second time, so that a client downloading or searching
+// a whole mailbox does not churn it. Bodies are cached on disk in chunks of
+// 64 KiB, so a body costs about its own size to write or read, and the
+// cache file's mapped pages are dropped from the process's RSS every 16 MiB
+// of bodies read or written (bodystore.go, mapping.go). Background prefetch of
 // bodies is bounded to the newest messages of each mailbox and a byte budget
 // per run (OpenConfig.PrefetchMessages, PrefetchBytes). Front ends list a
 // selected mailbox with View.MessageList (no summaries) and read summaries

@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"runtime/debug"
 
 	"golang.org/x/crypto/argon2"
 	"golang.org/x/crypto/chacha20poly1305"
@@ -36,12 +37,22 @@ func (s *sealer) seal(plain, aad []byte) []byte {
 }
 
 func (s *sealer) open(sealed, aad []byte) ([]byte, error) {
+	return s.openAppend(nil, sealed, aad)
+}
+
+// sealOverhead is what seal adds to a plaintext: nonce and tag.
+const sealOverhead = chacha20poly1305.NonceSizeX + chacha20poly1305.Overhead
+
+// openAppend opens sealed and appends the plaintext to dst; when dst has
+// the room, nothing is allocated (large bodies are opened chunk by chunk
+// into one buffer).
+func (s *sealer) openAppend(dst, sealed, aad []byte) ([]byte, error) {
 	aead, _ := chacha20poly1305.NewX(s.key)
-	if len(sealed) < chacha20poly1305.NonceSizeX+aead.Overhead() {
+	if len(sealed) < sealOverhead {
 		return nil, errOpen
 	}
 	nonce, ct := sealed[:chacha20poly1305.NonceSizeX], sealed[chacha20poly1305.NonceSizeX:]
-	plain, err := aead.Open(nil, nonce, ct, aad)
+	plain, err := aead.Open(dst, nonce, ct, aad)
 	if err != nil {
 		return nil, errOpen
 	}
@@ -68,7 +79,13 @@ func (p kdfParams) derive(pass []byte) ([]byte, error) {
 	if len(p.Salt) < 16 || p.Time == 0 || p.Time > 64 || p.Memory < 8 || p.Memory > maxKDFMemory || p.Threads == 0 {
 		return nil, fmt.Errorf("%w: bad key derivation parameters", ErrVaultDamaged)
 	}
-	return argon2.IDKey(pass, p.Salt, p.Time, p.Memory, p.Threads, chacha20poly1305.KeySize), nil
+	key := argon2.IDKey(pass, p.Salt, p.Time, p.Memory, p.Threads, chacha20poly1305.KeySize)
+	// The derivation's memory (64 MiB by default) is garbage now; hand it
+	// back to the OS at once rather than keep it in the process's RSS until
+	// the runtime's background scavenger gets to it. This runs once per
+	// unlock, while the heap is small, so the forced collection is cheap.
+	debug.FreeOSMemory()
+	return key, nil
 }
 
 func randomBytes(n int) []byte {

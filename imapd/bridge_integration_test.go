@@ -20,6 +20,7 @@ import (
 	"smessenger/internal/api"
 	"smessenger/internal/channel"
 	"smessenger/internal/logging"
+	"smessenger/internal/server"
 	"smessenger/internal/server/servertest"
 	"smessenger/pgp"
 )
@@ -73,12 +74,14 @@ type realBridgeOptions struct {
 	wrap func(bridge.Server) bridge.Server
 	// noWait serves IMAP at once instead of after the first sync.
 	noWait bool
+	// server, if set, adjusts the server node's configuration.
+	server func(*server.Config)
 }
 
 // startBridgeWith is startRealBridge with options.
 func startBridgeWith(t testing.TB, before func(env *servertest.Env, user string), tlsCfg *tls.Config, o realBridgeOptions) *realBridge {
 	t.Helper()
-	env := servertest.Start(t, servertest.OpenBolt(t), nil)
+	env := servertest.Start(t, servertest.OpenBolt(t), o.server)
 	user := "carol@" + servertest.Domain
 	_, tok := env.AddUser(t, user)
 	dir := t.TempDir()
