@@ -80,8 +80,8 @@ type serverRunCmd struct {
 
 	LimitsMaxMessageBytes int64         `name:"limits-max-message-bytes" help:"Largest API message upload." default:"67108864"`
 	LimitsMaxControlBytes int64         `name:"limits-max-control-bytes" help:"Largest API control request." default:"1048576"`
-	LimitsCallsPerSecond  float64       `name:"limits-calls-per-second" help:"API calls per second per account." default:"100"`
-	LimitsCallBurst       int           `name:"limits-call-burst" help:"API call burst per account." default:"500"`
+	LimitsCallsPerSecond  float64       `name:"limits-calls-per-second" help:"API calls per second per account (a bridge fetching many uncached bodies at once waits, not fails, above it)." default:"400"`
+	LimitsCallBurst       int           `name:"limits-call-burst" help:"API call burst per account." default:"1000"`
 	LimitsStreamCheck     time.Duration `name:"limits-stream-check" help:"Keep-alive and revocation check interval of event streams." default:"30s"`
 
 	MXListen          string        `name:"mx-listen" help:"MX (SMTP from the internet) address; empty: off." default:":25"`

@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strconv"
+	"time"
 
 	"smessenger/internal/channel"
 	"smessenger/internal/store"
@@ -42,9 +44,34 @@ func NewHTTPClient(baseURL string, hc *http.Client) *Client {
 // CloseIdleConnections closes the client's idle channel connections.
 func (c *Client) CloseIdleConnections() { c.hc.CloseIdleConnections() }
 
+// rateLimitRetries bounds how often a rate-limited call is sent again. A
+// 429 is answered before the handler runs, so nothing happened and a retry
+// is safe for every call; a mail client opening many uncached bodies at once
+// (mbsync's first sync) then slows down instead of failing.
+const rateLimitRetries = 8
+
 // do sends one request and returns the response of a 2xx answer; any other
-// answer becomes an *Error.
+// answer becomes an *Error. Rate-limited calls are retried with backoff
+// (50 ms doubling to 2 s) while ctx allows.
 func (c *Client) do(ctx context.Context, method, path string, ctype string, body []byte) (*http.Response, error) {
+	wait := 50 * time.Millisecond
+	for attempt := 0; ; attempt++ {
+		resp, err := c.doOnce(ctx, method, path, ctype, body)
+		if attempt >= rateLimitRetries || !errors.Is(err, ErrRateLimited) {
+			return resp, err
+		}
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, err
+		case <-t.C:
+		}
+		wait = min(2*wait, 2*time.Second)
+	}
+}
+
+func (c *Client) doOnce(ctx context.Context, method, path string, ctype string, body []byte) (*http.Response, error) {
 	var rd io.Reader
 	if body != nil {
 		rd = bytes.NewReader(body)

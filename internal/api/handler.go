@@ -42,8 +42,8 @@ type Limits struct {
 var DefaultLimits = Limits{
 	MaxMessageBytes: 64 << 20,
 	MaxControlBytes: 1 << 20,
-	CallsPerSecond:  100,
-	CallBurst:       500,
+	CallsPerSecond:  400,
+	CallBurst:       1000,
 	StreamCheck:     30 * time.Second,
 }
 
