@@ -227,7 +227,10 @@ func Open(ciphertext []byte, key *Key, opt OpenOptions) (*Opened, error) {
 	}
 	max := maxSize(opt)
 	var buf bytes.Buffer
-	buf.Grow(int(min(int64(len(ciphertext)), max)))
+	// Plaintext is at most the ciphertext's size (no compression is ever
+	// produced by us); bytes.Buffer.ReadFrom wants MinRead spare bytes, and
+	// without them it doubles the buffer just before EOF.
+	buf.Grow(int(min(int64(len(ciphertext)), max)) + bytes.MinRead)
 	n, err := io.Copy(&buf, io.LimitReader(md.UnverifiedBody, max+1))
 	if err == nil && n > max {
 		err = ErrTooLarge
