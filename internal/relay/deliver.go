@@ -36,21 +36,22 @@ type outcome struct {
 var ErrTLSRequired = errors.New("relay: TLS required but not available")
 
 // hosts returns the "host:port" candidates for domain: a configured route
-// (the domain's own, else the "*" smart host), else the MX hosts by preference, else the domain itself (RFC 5321
-// section 5.1 implicit MX).
-func (r *Relay) hosts(ctx context.Context, domain string) ([]string, error) {
+// (the domain's own, else the "*" smart host; routed is then true), else
+// the MX hosts by preference, else the domain itself (RFC 5321 section 5.1
+// implicit MX).
+func (r *Relay) hosts(ctx context.Context, domain string) (hosts []string, routed bool, err error) {
 	if rt, ok := r.cfg.Routes[domain]; ok {
-		return []string{rt}, nil
+		return []string{rt}, true, nil
 	}
 	if rt, ok := r.cfg.Routes["*"]; ok {
-		return []string{rt}, nil
+		return []string{rt}, true, nil
 	}
 	mxs, err := r.cfg.Resolver.LookupMX(ctx, domain)
 	if errors.Is(err, dnsres.ErrNotFound) {
-		return []string{net.JoinHostPort(domain, r.cfg.Port)}, nil
+		return []string{net.JoinHostPort(domain, r.cfg.Port)}, false, nil
 	}
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	sort.SliceStable(mxs, func(i, j int) bool { return mxs[i].Pref < mxs[j].Pref })
 	var out []string
@@ -58,11 +59,11 @@ func (r *Relay) hosts(ctx context.Context, domain string) ([]string, error) {
 		h := dnsres.Canonical(mx.Host)
 		if h == "" {
 			// Null MX (RFC 7505): the domain accepts no mail.
-			return nil, errNullMX
+			return nil, false, errNullMX
 		}
 		out = append(out, net.JoinHostPort(h, r.cfg.Port))
 	}
-	return out, nil
+	return out, false, nil
 }
 
 var errNullMX = errors.New("relay: domain accepts no mail (null MX)")
@@ -83,16 +84,25 @@ func (r *Relay) deliverDomain(ctx context.Context, domain string, e store.QueueE
 		}
 		return m
 	}
-	hosts, err := r.hosts(ctx, domain)
+	hosts, routed, err := r.hosts(ctx, domain)
 	if errors.Is(err, errNullMX) {
 		return all(outcome{outcomeFailed, "556 5.1.10 recipient domain accepts no mail"})
 	}
 	if err != nil {
 		return all(outcome{outcomeDeferred, "DNS lookup failed for " + domain})
 	}
+	tp := tlsPolicy{domain: domain, required: r.requireTLS[domain]}
+	if !routed {
+		// MTA-STS constrains delivery to the domain's MX hosts; a
+		// configured route is the operator's choice and is not checked.
+		hosts = r.applySTS(ctx, hosts, &tp)
+		if len(hosts) == 0 {
+			return all(outcome{outcomeDeferred, ErrSTSNoMatchingMX.Error()})
+		}
+	}
 	last := outcome{outcomeDeferred, "no host reachable"}
 	for _, h := range hosts {
-		res, err := r.session(ctx, h, domain, e.From, rcpts, payload)
+		res, err := r.session(ctx, h, tp, e.From, rcpts, payload)
 		if err == nil {
 			return res
 		}
@@ -104,8 +114,8 @@ func (r *Relay) deliverDomain(ctx context.Context, domain string, e store.QueueE
 // session runs one SMTP transaction. A non-nil error means the host gave
 // no usable answer (try the next one); otherwise the map has one outcome
 // per recipient.
-func (r *Relay) session(ctx context.Context, hostport, domain, from string, rcpts []string, payload []byte) (map[string]outcome, error) {
-	c, err := r.connect(ctx, hostport, domain)
+func (r *Relay) session(ctx context.Context, hostport string, tp tlsPolicy, from string, rcpts []string, payload []byte) (map[string]outcome, error) {
+	c, err := r.connect(ctx, hostport, tp)
 	if err != nil {
 		return nil, err
 	}
@@ -188,12 +198,11 @@ func sanitize(s string) string {
 // client rebuilds its reader on the TLS connection, so any line a hostile
 // server sent after its 220 to STARTTLS is discarded, never read as a
 // reply (TestRelaySTARTTLSInjection proves it).
-func (r *Relay) connect(ctx context.Context, hostport, domain string) (*smtp.Client, error) {
-	required := r.requireTLS[domain]
+func (r *Relay) connect(ctx context.Context, hostport string, tp tlsPolicy) (*smtp.Client, error) {
+	required := tp.required
 	host, _, _ := net.SplitHostPort(hostport)
-	cfg := r.tlsConfig(host, required)
-	d := net.Dialer{Timeout: r.cfg.DialTimeout}
-	conn, err := d.DialContext(ctx, "tcp", hostport)
+	cfg := r.tlsConfig(host, tp)
+	conn, err := r.dial(ctx, hostport)
 	if err != nil {
 		return nil, errors.New("relay: connection failed")
 	}
@@ -215,9 +224,12 @@ func (r *Relay) connect(ctx context.Context, hostport, domain string) (*smtp.Cli
 	if required {
 		return nil, ErrTLSRequired
 	}
+	if tp.testing {
+		r.log.Warn("relay: MTA-STS testing-mode violation", "domain", tp.domain, "mx", host, "reason", "no STARTTLS")
+	}
 	// No STARTTLS offered (or it failed): opportunistic, so go plaintext on
 	// a fresh connection, as RFC 7435 allows.
-	conn, err = d.DialContext(ctx, "tcp", hostport)
+	conn, err = r.dial(ctx, hostport)
 	if err != nil {
 		return nil, errors.New("relay: connection failed")
 	}
@@ -241,7 +253,7 @@ func classifyConnErr(err error, generic string) error {
 // tlsConfig verifies certificates only where TLS is required: elsewhere an
 // unverified TLS session still beats plaintext (RFC 7435 opportunistic
 // security), and refusing it would push mail to plaintext.
-func (r *Relay) tlsConfig(host string, required bool) *tls.Config {
+func (r *Relay) tlsConfig(host string, tp tlsPolicy) *tls.Config {
 	var cfg *tls.Config
 	if r.cfg.TLS != nil {
 		cfg = r.cfg.TLS.Clone()
@@ -250,8 +262,11 @@ func (r *Relay) tlsConfig(host string, required bool) *tls.Config {
 	}
 	cfg.ServerName = host
 	cfg.MinVersion = tls.VersionTLS12
-	if !required {
+	if !tp.required {
 		cfg.InsecureSkipVerify = true
+		if tp.testing {
+			cfg.VerifyConnection = r.reportUnverified(host, tp.domain, cfg.RootCAs)
+		}
 	}
 	return cfg
 }

@@ -1,7 +1,7 @@
 // Package relay delivers the outbound queue to other domains' MX hosts over
 // SMTP (RFC 5321), with opportunistic STARTTLS (RFC 3207, RFC 7435) that
-// becomes mandatory for configured domains (the policy half of MTA-STS, RFC
-// 8461, without fetching policies), DKIM signing (RFC 6376), retries with
+// becomes mandatory for configured domains and for domains publishing an
+// MTA-STS policy in enforce mode (RFC 8461, see package mtasts), DKIM signing (RFC 6376), retries with
 // exponential backoff, and delivery status notifications (RFC 3464) sealed
 // into the sender's INBOX on permanent failure or expiry.
 //
@@ -19,6 +19,8 @@ import (
 	"encoding/hex"
 	"errors"
 	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"strings"
 	"sync"
@@ -27,6 +29,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"smessenger/internal/dnsres"
+	"smessenger/internal/relay/mtasts"
 	"smessenger/internal/store"
 )
 
@@ -60,7 +63,17 @@ type Config struct {
 	TLS          *tls.Config // client TLS (RootCAs for tests); nil: system roots
 	Port         string      // remote port for MX hosts; default "25"
 	DialTimeout  time.Duration
-	Now          func() time.Time
+	// Dial opens the TCP connection to a remote host ("host:port"); nil: a
+	// net.Dialer. Tests map MX names to loopback with it.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+	// STSClient fetches MTA-STS policies; nil: system roots. STSTimeout
+	// bounds one fetch (default 60 s), STSCacheSize the cached domains
+	// (default 10000). DisableMTASTS skips policy lookups altogether.
+	STSClient     *http.Client
+	STSTimeout    time.Duration
+	STSCacheSize  int
+	DisableMTASTS bool
+	Now           func() time.Time
 	// Metrics receives the queue gauge and delivery counter; nil: none.
 	Metrics prometheus.Registerer
 }
@@ -114,6 +127,7 @@ type Relay struct {
 	log        *slog.Logger
 	requireTLS map[string]bool
 	metrics    *metrics
+	sts        *mtasts.Fetcher // nil when MTA-STS is disabled
 }
 
 // New builds a relay over st; Run starts it.
@@ -127,6 +141,10 @@ func New(cfg Config, st store.Store, log *slog.Logger) *Relay {
 		r.requireTLS[dnsres.Canonical(d)] = true
 	}
 	r.metrics = newMetrics(cfg.Metrics)
+	if !cfg.DisableMTASTS {
+		r.sts = mtasts.NewFetcher(mtasts.Config{Resolver: cfg.Resolver, Client: cfg.STSClient,
+			Timeout: cfg.STSTimeout, MaxEntries: cfg.STSCacheSize, Now: cfg.Now})
+	}
 	return r
 }
 
