@@ -18,10 +18,8 @@ package smtpd
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -90,17 +88,13 @@ func (c *MXConfig) defaults() {
 
 // MX is the inbound SMTP server for mail from outside.
 type MX struct {
-	cfg     MXConfig
-	st      store.Store
-	log     *slog.Logger
-	srv     *smtp.Server
+	cfg MXConfig
+	st  store.Store
+	log *slog.Logger
+	frontEnd
 	domains map[string]bool
 	keys    *mxKeyCache
 	limiter *mxLimiter
-
-	mu        sync.Mutex
-	listeners []net.Listener
-	closed    bool
 }
 
 // NewMX builds an MX over st. It does not listen; call Serve.
@@ -139,32 +133,12 @@ func NewMX(cfg MXConfig, st store.Store, log *slog.Logger) *MX {
 // Serve accepts connections on l until Close. Every connection is wrapped
 // so that bare CR/LF in commands are refused and the per-source limits hold.
 func (m *MX) Serve(l net.Listener) error {
-	m.mu.Lock()
-	if m.closed {
-		m.mu.Unlock()
-		return smtp.ErrServerClosed
-	}
-	m.listeners = append(m.listeners, l)
-	m.mu.Unlock()
-	err := m.srv.Serve(&mxListener{Listener: l, mx: m})
-	if errors.Is(err, net.ErrClosed) {
-		return nil
-	}
-	return err
+	return m.serve(&mxListener{Listener: l, mx: m})
 }
 
 // Close stops the listeners and closes every connection. A message whose
 // DATA had not been acknowledged is not stored, so its sender retries.
-func (m *MX) Close() error {
-	m.mu.Lock()
-	m.closed = true
-	m.mu.Unlock()
-	err := m.srv.Close()
-	if errors.Is(err, smtp.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
+func (m *MX) Close() error { return m.close() }
 
 // Shutdown stops accepting and waits for sessions to finish, or ctx.
 func (m *MX) Shutdown(ctx context.Context) error {

@@ -10,10 +10,8 @@ package smtpd
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"log/slog"
 	"net"
-	"sync"
 	"time"
 
 	"github.com/emersion/go-smtp"
@@ -73,11 +71,7 @@ type SubmissionConfig struct {
 type Submission struct {
 	cfg SubmissionConfig
 	log *slog.Logger
-	srv *smtp.Server
-
-	mu        sync.Mutex
-	listeners []net.Listener
-	closed    bool
+	frontEnd
 }
 
 // NewSubmission builds the server. It does not listen; call Serve.
@@ -119,32 +113,12 @@ func NewSubmission(cfg SubmissionConfig) *Submission {
 
 // Serve accepts connections on l until Close.
 func (s *Submission) Serve(l net.Listener) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		return smtp.ErrServerClosed
-	}
-	s.listeners = append(s.listeners, l)
-	s.mu.Unlock()
-	err := s.srv.Serve(l)
-	if errors.Is(err, net.ErrClosed) || errors.Is(err, smtp.ErrServerClosed) {
-		return nil
-	}
-	return err
+	return s.serve(l)
 }
 
 // Close stops the listeners and closes every connection. A message whose
 // DATA had not been answered is not committed; the client retries it.
-func (s *Submission) Close() error {
-	s.mu.Lock()
-	s.closed = true
-	s.mu.Unlock()
-	err := s.srv.Close()
-	if errors.Is(err, smtp.ErrServerClosed) {
-		return nil
-	}
-	return err
-}
+func (s *Submission) Close() error { return s.close() }
 
 func (s *Submission) newSession(c *smtp.Conn) (smtp.Session, error) {
 	ctx, cancel := context.WithCancel(context.Background())
