@@ -42,17 +42,9 @@ func (s *Store) StoreFlags(ctx context.Context, id store.AccountID, mailbox stri
 		return nil, wrap("store flags", store.ErrInvalid)
 	}
 	var out []store.MessageMeta
-	err := s.update(ctx, "store flags", func(tx *bbolt.Tx) error {
+	err := s.changeMailbox(ctx, "store flags", id, mailbox, func(ab *bbolt.Bucket, a *account, m *mailboxRef) (bool, error) {
 		out = nil // a re-run batch starts afresh
-		ab, a, err := loadAccount(tx, id)
-		if err != nil {
-			return err
-		}
-		m, err := findMailbox(ab, mailbox)
-		if err != nil {
-			return err
-		}
-		err = eachMessage(m, uids, func(msg *message) error {
+		err := eachMessage(m, uids, func(msg *message) error {
 			next, changed, err := store.ApplyFlags(msg.Flags, op, flags)
 			if err != nil || !changed {
 				return err
@@ -72,19 +64,10 @@ func (s *Store) StoreFlags(ctx context.Context, id store.AccountID, mailbox stri
 			return logEvent(ab, a, store.Event{Kind: store.EventFlagsChanged, Mailbox: m.Name, MailboxID: m.ID,
 				UID: msg.UID, MessageID: msg.ID, Flags: msg.Flags, ModSeq: msg.ModSeq})
 		})
-		if err != nil || len(out) == 0 {
-			return err
-		}
-		if err := putMailbox(ab, &m.Mailbox); err != nil {
-			return err
-		}
-		return putAccount(ab, a)
+		return len(out) > 0, err
 	})
 	if err != nil {
 		return nil, err
-	}
-	if len(out) > 0 {
-		s.hub.notify(id)
 	}
 	return out, nil
 }
@@ -92,23 +75,16 @@ func (s *Store) StoreFlags(ctx context.Context, id store.AccountID, mailbox stri
 // Expunge removes the given UIDs, or every \Deleted message when uids is nil.
 func (s *Store) Expunge(ctx context.Context, id store.AccountID, mailbox string, uids []uint32) ([]uint32, error) {
 	var out []uint32
-	err := s.update(ctx, "expunge", func(tx *bbolt.Tx) error {
+	err := s.changeMailbox(ctx, "expunge", id, mailbox, func(ab *bbolt.Bucket, a *account, m *mailboxRef) (bool, error) {
 		out = nil
-		ab, a, err := loadAccount(tx, id)
-		if err != nil {
-			return err
-		}
-		m, err := findMailbox(ab, mailbox)
-		if err != nil {
-			return err
-		}
 		targets := uids
 		if uids == nil {
+			var err error
 			if targets, err = deletedUIDs(m); err != nil {
-				return err
+				return false, err
 			}
 		}
-		err = eachMessage(m, targets, func(msg *message) error {
+		err := eachMessage(m, targets, func(msg *message) error {
 			if err := removeFromMailbox(ab, a, m, msg); err != nil {
 				return err
 			}
@@ -119,7 +95,32 @@ func (s *Store) Expunge(ctx context.Context, id store.AccountID, mailbox string,
 			}
 			return releaseBlob(ab, msg.blob)
 		})
-		if err != nil || len(out) == 0 {
+		return len(out) > 0, err
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// changeMailbox runs fn on one mailbox of an account in one commit. When fn
+// reports a change, the mailbox and account records are saved and waiters
+// on the account's events are woken after the commit; when it reports none,
+// nothing is written.
+func (s *Store) changeMailbox(ctx context.Context, op string, id store.AccountID, mailbox string,
+	fn func(ab *bbolt.Bucket, a *account, m *mailboxRef) (changed bool, err error)) error {
+	changed := false
+	err := s.update(ctx, op, func(tx *bbolt.Tx) error {
+		changed = false // a re-run batch starts afresh
+		ab, a, err := loadAccount(tx, id)
+		if err != nil {
+			return err
+		}
+		m, err := findMailbox(ab, mailbox)
+		if err != nil {
+			return err
+		}
+		if changed, err = fn(ab, a, m); err != nil || !changed {
 			return err
 		}
 		if err := putMailbox(ab, &m.Mailbox); err != nil {
@@ -127,13 +128,10 @@ func (s *Store) Expunge(ctx context.Context, id store.AccountID, mailbox string,
 		}
 		return putAccount(ab, a)
 	})
-	if err != nil {
-		return nil, err
-	}
-	if len(out) > 0 {
+	if err == nil && changed {
 		s.hub.notify(id)
 	}
-	return out, nil
+	return err
 }
 
 // deletedUIDs lists the messages of m flagged \Deleted.

@@ -89,17 +89,9 @@ func (s *Store) Append(ctx context.Context, id store.AccountID, mailbox string, 
 		date = time.Now().UTC()
 	}
 	var out store.MessageMeta
-	err := s.update(ctx, "append", func(tx *bbolt.Tx) error {
-		ab, a, err := loadAccount(tx, id)
-		if err != nil {
-			return err
-		}
-		m, err := findMailbox(ab, mailbox)
-		if err != nil {
-			return err
-		}
+	err := s.changeMailbox(ctx, "append", id, mailbox, func(ab *bbolt.Bucket, a *account, m *mailboxRef) (bool, error) {
 		if a.QuotaBytes > 0 && a.UsedBytes+nm.Size > a.QuotaBytes {
-			return store.ErrQuotaExceeded
+			return false, store.ErrQuotaExceeded
 		}
 		msg := &message{MessageMeta: store.MessageMeta{ID: store.MessageID(a.nextMessage), Flags: flags,
 			InternalDate: date, Size: nm.Size, HeaderLen: len(nm.HeaderBlob), BodyLen: len(nm.BodyBlob)}}
@@ -107,20 +99,14 @@ func (s *Store) Append(ctx context.Context, id store.AccountID, mailbox string, 
 		a.nextMessage++
 		a.UsedBytes += nm.Size
 		if err := putBlobs(ab, msg.blob, nm.HeaderBlob, nm.BodyBlob); err != nil {
-			return err
+			return false, err
 		}
 		if err := addToMailbox(ab, a, m, msg); err != nil {
-			return err
-		}
-		if err := putMailbox(ab, &m.Mailbox); err != nil {
-			return err
+			return false, err
 		}
 		out = msg.MessageMeta
-		return putAccount(ab, a)
+		return true, nil
 	})
-	if err == nil {
-		s.hub.notify(id)
-	}
 	return out, err
 }
 
