@@ -71,11 +71,7 @@ func (h *handler) listMailboxes(w http.ResponseWriter, r *http.Request, c Caller
 }
 
 func (h *handler) createMailbox(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeMailboxRequest(b)
+	req, err := readRequest(r, DecodeMailboxRequest)
 	if err != nil {
 		return err
 	}
@@ -87,11 +83,7 @@ func (h *handler) createMailbox(w http.ResponseWriter, r *http.Request, c Caller
 }
 
 func (h *handler) renameMailbox(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeRenameRequest(b)
+	req, err := readRequest(r, DecodeRenameRequest)
 	if err != nil {
 		return err
 	}
@@ -103,11 +95,7 @@ func (h *handler) renameMailbox(w http.ResponseWriter, r *http.Request, c Caller
 }
 
 func (h *handler) deleteMailbox(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeMailboxRequest(b)
+	req, err := readRequest(r, DecodeMailboxRequest)
 	if err != nil {
 		return err
 	}
@@ -119,11 +107,7 @@ func (h *handler) deleteMailbox(w http.ResponseWriter, r *http.Request, c Caller
 }
 
 func (h *handler) subscribe(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeSubscribeRequest(b)
+	req, err := readRequest(r, DecodeSubscribeRequest)
 	if err != nil {
 		return err
 	}

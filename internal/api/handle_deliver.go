@@ -22,11 +22,7 @@ const SubmitExpiry = 5 * 24 * time.Hour
 // one fails (quota, store error) the others keep their copy, and the error
 // names the first failing recipient so the bridge can retry.
 func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	ds, err := DecodeDeliverRequest(b)
+	ds, err := readRequest(r, DecodeDeliverRequest)
 	if err != nil {
 		return err
 	}

@@ -9,11 +9,7 @@ import (
 )
 
 func (h *handler) listMessages(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeListMessagesRequest(b)
+	req, err := readRequest(r, DecodeListMessagesRequest)
 	if err != nil {
 		return err
 	}
@@ -44,11 +40,7 @@ func (h *handler) appendMessage(w http.ResponseWriter, r *http.Request, c Caller
 }
 
 func (h *handler) storeFlags(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeFlagsRequest(b)
+	req, err := readRequest(r, DecodeFlagsRequest)
 	if err != nil {
 		return err
 	}
@@ -73,11 +65,7 @@ func (h *handler) moveMessages(w http.ResponseWriter, r *http.Request, c Caller)
 type copyFunc func(ctx context.Context, id store.AccountID, src string, uids []uint32, dst string) ([]store.UIDPair, error)
 
 func (h *handler) copyOrMove(w http.ResponseWriter, r *http.Request, c Caller, fn copyFunc) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeCopyRequest(b)
+	req, err := readRequest(r, DecodeCopyRequest)
 	if err != nil {
 		return err
 	}
@@ -92,11 +80,7 @@ func (h *handler) copyOrMove(w http.ResponseWriter, r *http.Request, c Caller, f
 }
 
 func (h *handler) expunge(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeExpungeRequest(b)
+	req, err := readRequest(r, DecodeExpungeRequest)
 	if err != nil {
 		return err
 	}
@@ -114,11 +98,7 @@ func (h *handler) expunge(w http.ResponseWriter, r *http.Request, c Caller) erro
 // The whole batch is fetched before the first byte is written, so a missing
 // id yields a clean error instead of a truncated response.
 func (h *handler) headerBlobs(w http.ResponseWriter, r *http.Request, c Caller) error {
-	b, err := readBody(r)
-	if err != nil {
-		return err
-	}
-	req, err := DecodeHeaderBlobsRequest(b)
+	req, err := readRequest(r, DecodeHeaderBlobsRequest)
 	if err != nil {
 		return err
 	}

@@ -229,6 +229,17 @@ func readBody(r *http.Request) ([]byte, error) {
 	return b, nil
 }
 
+// readRequest reads the body and decodes it with one of the DecodeXxx
+// functions, so each handler starts from a checked request.
+func readRequest[T any](r *http.Request, decode func([]byte) (T, error)) (T, error) {
+	b, err := readBody(r)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return decode(b)
+}
+
 func writeJSON(w http.ResponseWriter, v any) error {
 	w.Header().Set("Content-Type", "application/json")
 	return json.NewEncoder(w).Encode(v)
