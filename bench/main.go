@@ -39,6 +39,7 @@ type options struct {
 	skipPeers   bool
 	skipCrypto  bool
 	skipIdle    bool
+	mxOnly      bool
 }
 
 func main() {
@@ -81,10 +82,14 @@ func parseOptions(args []string) (options, error) {
 	fs.IntVar(&o.idle, "idle", 10000, "idle device event streams (0: skip)")
 	fs.BoolVar(&o.skipPeers, "skip-peers", false, "measure only our side")
 	fs.BoolVar(&o.skipCrypto, "skip-crypto", false, "skip the seal/open figures")
+	fs.BoolVar(&o.mxOnly, "mx-only", false, "only the MX load and its smtp-sink peer (a quick check of the MX ratio)")
 	if err := fs.Parse(args); err != nil {
 		return o, err
 	}
 	o.skipIdle = o.idle <= 0
+	if o.mxOnly {
+		o.skipIdle, o.skipCrypto = true, true
+	}
 	if o.n <= 0 || o.runs <= 0 || o.mxMessages <= 0 || o.subMessages <= 0 {
 		return o, fmt.Errorf("bench: -n, -runs, -mx-messages and -sub-messages must be positive")
 	}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -98,15 +99,20 @@ func (r *run) step(name string) func() {
 // Each peer runs right after our side of the same figure: the machine is
 // shared, and its load drifts within minutes.
 func (r *run) all() {
-	done := r.step("corpus")
-	info, corpusErr := ensureCorpus(r.o.shared, r.corpus, r.o.n)
-	done()
-	if corpusErr != nil {
-		r.note("corpus: %v", corpusErr)
+	var info corpusInfo
+	var corpusErr error
+	if !r.o.mxOnly {
+		done := r.step("corpus")
+		info, corpusErr = ensureCorpus(r.o.shared, r.corpus, r.o.n)
+		done()
+		if corpusErr != nil {
+			r.note("corpus: %v", corpusErr)
+		}
 	}
 	r.info = info
 	var setupErr error
-	if !r.o.skipPeers {
+	var done func()
+	if !r.o.skipPeers && !r.o.mxOnly {
 		done = r.step("peer setup (setup.sh if Dovecot is missing)")
 		setupErr = r.sc.setup()
 		done()
@@ -118,6 +124,9 @@ func (r *run) all() {
 		r.mxLoad()
 		r.nodeMXHWM, _ = procStatusKB(r.node.pid(), "VmHWM")
 		r.smtpPeers()
+		if r.o.mxOnly {
+			corpusErr = errors.New("skipped (-mx-only)")
+		}
 		if corpusErr == nil {
 			r.bridgeBench()
 		} else {
@@ -129,7 +138,7 @@ func (r *run) all() {
 		}
 		r.node = nil
 	}
-	if !r.o.skipPeers {
+	if !r.o.skipPeers && !r.o.mxOnly {
 		done = r.step("peer: Dovecot")
 		r.imapPeer, r.imapPeerErr = r.sc.imap("imap-dovecot", "", "", "", 0, r.o.runs)
 		if setupErr != nil {
