@@ -46,7 +46,8 @@ var (
 	bucketMessages  = []byte("messages")  // mailbox id → bucket of UID → message record
 	bucketLocations = []byte("locations") // message id → mailbox id, UID
 	bucketHeaders   = []byte("headers")   // blob id → header blob
-	bucketBodies    = []byte("bodies")    // blob id → body blob
+	bucketBodies    = []byte("bodies")    // blob id → body blob (schema 1; read and deleted, never written)
+	bucketChunks    = []byte("chunks")    // blob id ‖ chunk index → one page-sized piece of a body blob
 	bucketBlobRefs  = []byte("blobrefs")  // blob id → reference count, when above 1
 	bucketEvents    = []byte("events")    // seq → event record
 	bucketDevices   = []byte("devices")   // device id → device record
@@ -54,7 +55,7 @@ var (
 
 var topBuckets = [][]byte{bucketMeta, bucketAccounts, bucketAddresses, bucketDevKeys, bucketTokens, bucketQueue, bucketQueueDue, bucketQueueDead}
 
-var accountBuckets = [][]byte{bucketMailboxes, bucketNames, bucketMessages, bucketLocations, bucketHeaders, bucketBodies, bucketBlobRefs, bucketEvents, bucketDevices}
+var accountBuckets = [][]byte{bucketMailboxes, bucketNames, bucketMessages, bucketLocations, bucketHeaders, bucketBodies, bucketChunks, bucketBlobRefs, bucketEvents, bucketDevices}
 
 // ErrClosed is returned by calls made after Close.
 var ErrClosed = errors.New("bolt: store closed")

@@ -111,13 +111,12 @@ func (s *Store) Append(ctx context.Context, id store.AccountID, mailbox string, 
 }
 
 func putBlobs(ab *bbolt.Bucket, blob uint64, header, body []byte) error {
-	key := u64key(blob)
-	hb, bb := ab.Bucket(bucketHeaders), ab.Bucket(bucketBodies)
-	hb.FillPercent, bb.FillPercent = 0.95, 0.95 // blob ids only grow
-	if err := hb.Put(key, header); err != nil {
+	hb := ab.Bucket(bucketHeaders)
+	hb.FillPercent = 0.95 // blob ids only grow
+	if err := hb.Put(u64key(blob), header); err != nil {
 		return err
 	}
-	return bb.Put(key, body)
+	return putBody(ab.Bucket(bucketChunks), blob, body)
 }
 
 // refBlob counts one more message using blob. A blob without a count entry
@@ -145,7 +144,7 @@ func releaseBlob(ab *bbolt.Bucket, blob uint64) error {
 	if err := ab.Bucket(bucketHeaders).Delete(key); err != nil {
 		return err
 	}
-	return ab.Bucket(bucketBodies).Delete(key)
+	return deleteBody(ab, blob)
 }
 
 // ListMessages returns the metadata of messages with UID >= sinceUID.
@@ -197,18 +196,24 @@ func (s *Store) GetMessage(ctx context.Context, id store.AccountID, mailbox stri
 	return out, err
 }
 
-// blobOf returns a copy of one of a message's blobs.
-func blobOf(ab *bbolt.Bucket, msg store.MessageID, which []byte) ([]byte, error) {
+// blobID returns the blob of a message.
+func blobID(ab *bbolt.Bucket, msg store.MessageID) (uint64, error) {
 	loc := ab.Bucket(bucketLocations).Get(u64key(uint64(msg)))
 	if loc == nil {
-		return nil, store.ErrMessageNotFound
+		return 0, store.ErrMessageNotFound
 	}
 	_, _, blob, err := decodeLocation(loc)
+	return blob, err
+}
+
+// headerOf returns a copy of a message's header blob.
+func headerOf(ab *bbolt.Bucket, msg store.MessageID) ([]byte, error) {
+	blob, err := blobID(ab, msg)
 	if err != nil {
 		return nil, err
 	}
 	// An empty blob may read back as nil; both mean "no bytes".
-	return slices.Clone(ab.Bucket(which).Get(u64key(blob))), nil
+	return slices.Clone(ab.Bucket(bucketHeaders).Get(u64key(blob))), nil
 }
 
 // HeaderBlobs returns the header blobs of msgs, in order.
@@ -220,7 +225,7 @@ func (s *Store) HeaderBlobs(ctx context.Context, id store.AccountID, msgs []stor
 			return err
 		}
 		for _, m := range msgs {
-			b, err := blobOf(ab, m, bucketHeaders)
+			b, err := headerOf(ab, m)
 			if err != nil {
 				return err
 			}
@@ -242,8 +247,12 @@ func (s *Store) BodyBlob(ctx context.Context, id store.AccountID, msg store.Mess
 		if err != nil {
 			return err
 		}
-		out, err = blobOf(ab, msg, bucketBodies)
-		return err
+		blob, err := blobID(ab, msg)
+		if err != nil {
+			return err
+		}
+		out = getBody(ab, blob)
+		return nil
 	})
 	return out, err
 }

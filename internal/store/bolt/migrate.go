@@ -8,14 +8,16 @@ import (
 )
 
 // schemaVersion is the layout this code reads and writes.
-const schemaVersion = 1
+const schemaVersion = 2
 
 var keySchema = []byte("schema")
 
 // migrations[v] upgrades a file from schema v to v+1 inside one transaction.
 // Schema 1 is the first; later versions add an entry here, in its own file
 // (migrate_v1.go, …), and never edit an old one.
-var migrations = map[uint64]func(tx *bbolt.Tx) error{}
+var migrations = map[uint64]func(tx *bbolt.Tx) error{
+	1: migrateV1ChunkedBodies,
+}
 
 // migrate creates the buckets of a new file and upgrades an old one. A file
 // written by a newer version is refused rather than misread.
