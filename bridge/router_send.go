@@ -182,14 +182,9 @@ func (r *Router) sealInternal(p *sendPlan, msg []byte) error {
 	}
 	enc := pgp.EncodeSummary(sum)
 	for _, rt := range p.internal {
-		opt := pgp.SealOptions{Signer: r.key, AEAD: true}
-		hb, err := pgp.Seal(enc, []*pgp.Key{rt.key}, opt)
+		hb, bb, err := pgp.SealBlobs(enc, msg, []*pgp.Key{rt.key}, pgp.SealOptions{Signer: r.key})
 		if err != nil {
-			return fmt.Errorf("bridge: seal header: %w", err)
-		}
-		bb, err := pgp.Seal(msg, []*pgp.Key{rt.key}, opt)
-		if err != nil {
-			return fmt.Errorf("bridge: seal body: %w", err)
+			return fmt.Errorf("bridge: seal for %s: %w", rt.addr, err)
 		}
 		p.deliveries = append(p.deliveries, Delivery{Recipient: normAddr(rt.addr), Size: int64(len(msg)),
 			HeaderBlob: hb, BodyBlob: bb})

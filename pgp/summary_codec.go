@@ -328,19 +328,30 @@ func SealMessage(raw []byte, owner []*Key, opt SealOptions) (headerBlob, bodyBlo
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	s, err := newSession(owner, !opt.ForceSEIPDv1)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	headerBlob, err = s.seal(EncodeSummary(sum), opt.Signer)
-	if err != nil {
-		return nil, nil, nil, err
-	}
-	bodyBlob, err = s.seal(raw, opt.Signer)
+	headerBlob, bodyBlob, err = SealBlobs(EncodeSummary(sum), raw, owner, opt)
 	if err != nil {
 		return nil, nil, nil, err
 	}
 	return headerBlob, bodyBlob, sum, nil
+}
+
+// SealBlobs seals an encoded summary (EncodeSummary) and the message it
+// summarizes as a header blob and a body blob, as SealMessage does, for a
+// caller that seals one summary to several recipients in turn: it
+// summarizes once and calls SealBlobs per recipient, and each recipient's
+// pair shares one wrapped session key (one public-key operation, not two).
+func SealBlobs(summary, raw []byte, owner []*Key, opt SealOptions) (headerBlob, bodyBlob []byte, err error) {
+	s, err := newSession(owner, !opt.ForceSEIPDv1)
+	if err != nil {
+		return nil, nil, err
+	}
+	if headerBlob, err = s.seal(summary, opt.Signer); err != nil {
+		return nil, nil, err
+	}
+	if bodyBlob, err = s.seal(raw, opt.Signer); err != nil {
+		return nil, nil, err
+	}
+	return headerBlob, bodyBlob, nil
 }
 
 // OpenHeaderBlob decrypts and decodes a header blob.
