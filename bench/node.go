@@ -51,6 +51,7 @@ func runNode(args []string) error {
 		return err
 	}
 	raiseFileLimit()
+	server.TuneGC(0, 0) // as smessenger server runs by default
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := logging.New(os.Stderr, slog.LevelWarn)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"smessenger/internal/server"
 	"smessenger/internal/store"
 	"smessenger/internal/store/redis"
 	"smessenger/internal/testutil/redistest"
@@ -33,6 +34,7 @@ func BenchmarkMXAccept10KB(b *testing.B) {
 }
 
 func mxBenchAccept(b *testing.B, st store.Store) {
+	defer server.TuneGC(0, 0)() // the collector setting of smessenger server, which runs the MX
 	e := mxStartOn(b, st, func(c *MXConfig) { c.ConnsPerSource = 100; c.CommandsPerMinute = 1 << 30 })
 	msg := mxTestMessage("bench", strings.Repeat(strings.Repeat("x", 99)+"\r\n", 100))
 	senders := 20

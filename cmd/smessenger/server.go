@@ -97,6 +97,9 @@ type serverRunCmd struct {
 	RelayRequireTLS []string          `name:"relay-require-tls" help:"Domains that must get verified STARTTLS." sep:","`
 	DKIMSelector    string            `name:"dkim-selector" help:"DKIM selector; keys are read from DATA/dkim/DOMAIN.pem." default:"smessenger"`
 
+	GCPercent   int   `name:"gc-percent" help:"Garbage-collector target, as GOGC (the GOGC variable wins; negative: Go's default of 100); higher trades memory for CPU." default:"300"`
+	MemoryLimit int64 `name:"memory-limit-mib" help:"Soft memory ceiling in MiB (GOMEMLIMIT wins): the collector works harder near it (0: none)." default:"0"`
+
 	LogLevel    string `name:"log-level" help:"debug, info, warn or error." default:"info" enum:"debug,info,warn,error"`
 	PrintConfig bool   `name:"print-config" help:"Print the effective configuration as TOML and exit."`
 }
@@ -120,6 +123,7 @@ func (c *serverRunCmd) Run(g *globals) error {
 	if c.PrintConfig {
 		return printFlags(g, map[string]bool{"print-config": true, "config": true})
 	}
+	server.TuneGC(c.GCPercent, c.MemoryLimit)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	log := logging.New(g.errOut, parseLevel(c.LogLevel))

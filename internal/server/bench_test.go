@@ -66,8 +66,10 @@ func (m *commitMeter) report(b *testing.B, n int, elapsed time.Duration) {
 
 // BenchmarkDeliver10KB measures internal delivery of a 10 KB sealed message
 // with 16 concurrent senders (16 accounts, each its own channel connection)
-// to 16 recipients, on bbolt.
+// to 16 recipients, on bbolt, with the node's collector setting
+// (server.TuneGC; GOGC overrides it).
 func BenchmarkDeliver10KB(b *testing.B) {
+	defer server.TuneGC(0, 0)() // as smessenger server runs
 	env, path := benchEnvPath(b)
 	const senders = 16
 	var clients []*api.Client

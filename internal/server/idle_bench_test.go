@@ -57,6 +57,7 @@ func raiseFileLimit() {
 // until stdin closes.
 func runChildNode(cfgPath, storePath string) int {
 	raiseFileLimit()
+	server.TuneGC(0, 0) // the collector setting smessenger server runs with
 	if os.Getenv("SMESSENGER_HEAP_PROFILE") != "" {
 		runtime.MemProfileRate = 1 // an exact profile of what each stream holds
 	}
