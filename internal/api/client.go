@@ -263,6 +263,39 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 	return c.callRaw(ctx, http.MethodPost, "/v1/deliver", "application/octet-stream", body, nil)
 }
 
+// DeliverWithCopy is Deliver carrying the caller's own copy of the message
+// (its Sent copy) for mailbox, appended beside the deliveries in one call.
+// err is that of the deliveries, as with Deliver; when they fail the server
+// removes the copy again. With err nil, copyErr says whether the copy was
+// stored (errors.Is ErrCopyFailed) and meta describes it.
+func (c *Client) DeliverWithCopy(ctx context.Context, ds []Delivery, mailbox string, cp store.NewMessage) (meta store.MessageMeta, copyErr, err error) {
+	dm := DeliverMeta{Recipients: make([]DeliverRecipient, len(ds)),
+		Copy: &AppendMeta{Mailbox: mailbox, Flags: cp.Flags, InternalDate: cp.InternalDate, Size: cp.Size}}
+	n := 2*frameHeaderLen + len(cp.HeaderBlob) + len(cp.BodyBlob)
+	for i, d := range ds {
+		dm.Recipients[i] = DeliverRecipient{Address: d.Recipient, Size: d.Size}
+		n += 2*frameHeaderLen + len(d.HeaderBlob) + len(d.BodyBlob)
+	}
+	mb, _ := json.Marshal(dm)
+	body := appendFrame(make([]byte, 0, n+frameHeaderLen+len(mb)), mb)
+	for _, d := range ds {
+		body = appendFrame(appendFrame(body, d.HeaderBlob), d.BodyBlob)
+	}
+	body = appendFrame(appendFrame(body, cp.HeaderBlob), cp.BodyBlob)
+	var r DeliverResponse
+	if err := c.callRaw(ctx, http.MethodPost, "/v1/deliver", "application/octet-stream", body, &r); err != nil {
+		return store.MessageMeta{}, nil, err
+	}
+	if r.Copy == nil {
+		msg := r.CopyError
+		if msg == "" {
+			msg = "the server stored no copy"
+		}
+		return store.MessageMeta{}, fmt.Errorf("%w: %s", ErrCopyFailed, msg), nil
+	}
+	return *r.Copy, nil, nil
+}
+
 // Submit queues a message for the relay and returns its queue id.
 func (c *Client) Submit(ctx context.Context, from string, recipients []string, payload []byte) (string, error) {
 	mb, _ := json.Marshal(SubmitMeta{From: from, Recipients: recipients})

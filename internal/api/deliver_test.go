@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -11,6 +12,8 @@ import (
 	"smessenger/internal/server"
 	"smessenger/internal/server/servertest"
 	"smessenger/internal/store"
+	"smessenger/internal/store/redis"
+	"smessenger/internal/testutil/redistest"
 )
 
 // TestDeliverManyRecipients: a delivery to several recipients appends to
@@ -127,4 +130,77 @@ func writeGroupMetric(t *testing.T, env *servertest.Env) (sum, count int) {
 	}
 	t.Fatal("no smessenger_api_write_group_size metric")
 	return 0, 0
+}
+
+// TestDeliverWithCopy: a deliver call that carries the sender's own copy
+// stores both; a failed delivery leaves no copy behind; a copy that cannot
+// be stored is reported beside the deliveries' success.
+func TestDeliverWithCopy(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		open func(t *testing.T) store.Store
+	}{{"bolt", func(t *testing.T) store.Store { return servertest.OpenBolt(t) }}, {"redis", openRedis}} {
+		t.Run(tc.name, func(t *testing.T) {
+			env := servertest.Start(t, tc.open(t), nil)
+			sender := env.NewUser(t, "copier@example.org")
+			rcpt, _ := env.AddUser(t, "copied@example.org")
+			c := ctx(t)
+			d := []api.Delivery{{Recipient: "copied@example.org", Size: 10, HeaderBlob: []byte("H"), BodyBlob: []byte("B")}}
+			cp := store.NewMessage{Flags: []string{store.FlagSeen}, Size: 10, HeaderBlob: []byte("CH"), BodyBlob: []byte("CB")}
+
+			meta, copyErr, err := sender.Client.DeliverWithCopy(c, d, "Sent", cp)
+			if err != nil || copyErr != nil || meta.UID == 0 {
+				t.Fatalf("deliver with copy: meta %+v, copy error %v, error %v", meta, copyErr, err)
+			}
+			sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1)
+			inbox, _ := env.Store.ListMessages(c, rcpt, "INBOX", 1)
+			if len(sent) != 1 || sent[0].UID != meta.UID || !store.HasFlag(sent[0].Flags, store.FlagSeen) || len(inbox) != 1 {
+				t.Fatalf("after deliver with copy: Sent %+v, recipient's INBOX %+v", sent, inbox)
+			}
+			if b, err := env.Store.BodyBlob(c, sender.Account, sent[0].ID); err != nil || string(b) != "CB" {
+				t.Fatalf("copy body %q, %v", b, err)
+			}
+
+			// A delivery over quota: the error names the recipient, and the
+			// copy it carried is gone again.
+			if err := env.Store.SetQuota(c, rcpt, 15); err != nil {
+				t.Fatal(err)
+			}
+			if _, _, err := sender.Client.DeliverWithCopy(c, d, "Sent", cp); !errors.Is(err, store.ErrQuotaExceeded) {
+				t.Fatalf("delivery over quota: %v", err)
+			}
+			if sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1); len(sent) != 1 {
+				t.Fatalf("a failed delivery left %d copies in Sent, want the first one only", len(sent))
+			}
+			// An unknown recipient: nothing is written at all.
+			bad := []api.Delivery{{Recipient: "nobody@example.org", Size: 1, HeaderBlob: []byte("h"), BodyBlob: []byte("b")}}
+			if _, _, err := sender.Client.DeliverWithCopy(c, bad, "Sent", cp); !errors.Is(err, api.ErrUnknownRecipient) {
+				t.Fatalf("unknown recipient: %v", err)
+			}
+			if sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1); len(sent) != 1 {
+				t.Fatalf("an unknown recipient left %d copies in Sent", len(sent))
+			}
+
+			// A copy to a mailbox that does not exist: delivered, copy refused.
+			if err := env.Store.SetQuota(c, rcpt, 0); err != nil {
+				t.Fatal(err)
+			}
+			_, copyErr, err = sender.Client.DeliverWithCopy(c, d, "No Such Box", cp)
+			if err != nil || !errors.Is(copyErr, api.ErrCopyFailed) {
+				t.Fatalf("copy to a missing mailbox: copy error %v, error %v", copyErr, err)
+			}
+			if inbox, _ := env.Store.ListMessages(c, rcpt, "INBOX", 1); len(inbox) != 2 {
+				t.Fatalf("recipient has %d messages, want 2", len(inbox))
+			}
+		})
+	}
+}
+
+func openRedis(t *testing.T) store.Store {
+	st, err := redis.Open(context.Background(), redistest.Start(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	return st
 }

@@ -20,6 +20,8 @@ var (
 	ErrInternal         = errors.New("api: internal server error")
 	ErrUnavailable      = errors.New("api: server unavailable")
 	ErrProtocol         = errors.New("api: malformed server response")
+	// ErrCopyFailed: a deliver call's deliveries were stored, its copy was not.
+	ErrCopyFailed = errors.New("api: copy not stored")
 )
 
 // Error is an error reported by the server: an HTTP status, a stable code and

@@ -80,13 +80,18 @@ func FuzzDecodeAppendRequest(f *testing.F) {
 func FuzzDecodeDeliverRequest(f *testing.F) {
 	f.Add(frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}]}`), []byte("h"), []byte("b")))
 	f.Add(frames([]byte(`{"recipients":[]}`)))
+	f.Add(frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"Sent","flags":["\\Seen"],"size":1}}`),
+		[]byte("h"), []byte("b"), []byte("ch"), []byte("cb")))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ds, err := DecodeDeliverRequest(b)
+		req, err := DecodeDeliverRequest(b)
 		if err == nil {
-			for _, d := range ds {
+			for _, d := range req.Deliveries {
 				if CheckAddress(d.Recipient) != nil || len(d.HeaderBlob) == 0 || len(d.BodyBlob) == 0 {
 					t.Fatalf("accepted bad delivery %+v", d)
 				}
+			}
+			if c := req.Copy; c != nil && (len(c.HeaderBlob) == 0 || len(c.BodyBlob) == 0 || checkMailbox("mailbox", req.CopyMailbox) != nil) {
+				t.Fatalf("accepted bad copy %+v", c)
 			}
 		}
 	})

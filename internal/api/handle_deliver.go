@@ -21,11 +21,18 @@ const SubmitExpiry = 5 * 24 * time.Hour
 // at once so that the store's group commit carries them in one fsync: if
 // one fails (quota, store error) the others keep their copy, and the error
 // names the first failing recipient so the bridge can retry.
+//
+// A call may carry the caller's own copy (its Sent copy), appended at the
+// same time as the deliveries, so that a submission costs one round trip
+// and one round of commits. If a delivery fails the copy is removed again
+// (a Sent copy of mail that was not sent would mislead), and if only the
+// copy fails the answer says so beside the deliveries' success.
 func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) error {
-	ds, err := readRequest(r, DecodeDeliverRequest)
+	req, err := readRequest(r, DecodeDeliverRequest)
 	if err != nil {
 		return err
 	}
+	ds := req.Deliveries
 	ctx := r.Context()
 	accts := make([]store.AccountID, len(ds))
 	for i, d := range ds {
@@ -38,7 +45,43 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) erro
 		}
 		accts[i] = id
 	}
-	errs := h.appendAll(ctx, accts, ds)
+	var copyMeta store.MessageMeta
+	var copyErr error
+	var errs []error
+	if req.Copy == nil {
+		errs = h.appendAll(ctx, accts, ds)
+	} else {
+		var wg sync.WaitGroup
+		wg.Go(func() { copyMeta, copyErr = h.appendCopy(ctx, c.Account, req.CopyMailbox, *req.Copy) })
+		errs = h.appendAll(ctx, accts, ds)
+		wg.Wait()
+	}
+	if err := deliveryError(ds, errs); err != nil {
+		if req.Copy != nil && copyErr == nil {
+			h.withdrawCopy(c.Account, req.CopyMailbox, copyMeta.UID)
+		}
+		return err
+	}
+	if req.Copy == nil {
+		w.WriteHeader(http.StatusNoContent)
+		return nil
+	}
+	if copyErr != nil {
+		h.cfg.Log.Warn("api: copy beside a delivery not stored", "err", copyErr)
+		msg := "the copy could not be stored"
+		if errors.Is(copyErr, store.ErrQuotaExceeded) {
+			msg = "the copy is over quota"
+		} else if errors.Is(copyErr, store.ErrMailboxNotFound) {
+			msg = "no mailbox " + req.CopyMailbox
+		}
+		return writeJSON(w, DeliverResponse{CopyError: msg})
+	}
+	return writeJSON(w, DeliverResponse{Copy: &copyMeta})
+}
+
+// deliveryError is the error of the first failed delivery, as the client
+// sees it, or nil.
+func deliveryError(ds []Delivery, errs []error) error {
 	for i, err := range errs {
 		if errors.Is(err, store.ErrQuotaExceeded) {
 			return &reqError{code: "quota_exceeded", msg: "mailbox of " + ds[i].Recipient + " is over quota"}
@@ -47,8 +90,28 @@ func (h *handler) deliver(w http.ResponseWriter, r *http.Request, c Caller) erro
 			return err
 		}
 	}
-	w.WriteHeader(http.StatusNoContent)
 	return nil
+}
+
+// appendCopy appends the caller's own copy through the write gate, like
+// the deliveries, so that all of them can share one commit.
+func (h *handler) appendCopy(ctx context.Context, acct store.AccountID, mailbox string, nm store.NewMessage) (meta store.MessageMeta, err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("api: copy append panicked: %v", p)
+		}
+	}()
+	return h.appendOne(ctx, acct, mailbox, nm)
+}
+
+// withdrawCopy removes the copy of a call whose deliveries failed. It has
+// its own deadline: the request's context may be what ended.
+func (h *handler) withdrawCopy(acct store.AccountID, mailbox string, uid uint32) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := h.cfg.Store.Expunge(ctx, acct, mailbox, []uint32{uid}); err != nil {
+		h.cfg.Log.Warn("api: copy of a failed delivery not removed", "err", err)
+	}
 }
 
 // lookupAddress resolves a recipient address to its account. It is not

@@ -75,8 +75,19 @@ type (
 	}
 	// DeliverMeta is the first frame of a deliver body; each recipient's
 	// header and body blobs follow, two frames per recipient, in order.
+	//
+	// With Copy set, two more frames follow: the header and body blob of a
+	// copy for the caller's own mailbox (the sender's Sent copy), appended
+	// in the same round of commits as the deliveries.
 	DeliverMeta struct {
 		Recipients []DeliverRecipient `json:"recipients"`
+		Copy       *AppendMeta        `json:"copy,omitempty"`
+	}
+	// DeliverResponse answers a deliver call that carried a copy: the
+	// copy's metadata, or why it was not stored (the deliveries were).
+	DeliverResponse struct {
+		Copy      *store.MessageMeta `json:"copy,omitempty"`
+		CopyError string             `json:"copy_error,omitempty"`
 	}
 	// DeliverRecipient is one entry of DeliverMeta.
 	DeliverRecipient struct {
@@ -321,37 +332,65 @@ type Delivery struct {
 	BodyBlob   []byte
 }
 
+// DeliverRequest is a decoded deliver call.
+type DeliverRequest struct {
+	Deliveries []Delivery
+	// CopyMailbox and Copy are the caller's own copy; Copy is nil without one.
+	CopyMailbox string
+	Copy        *store.NewMessage
+}
+
 // DecodeDeliverRequest parses a deliver body: a JSON DeliverMeta frame, then
-// two blob frames per recipient. The blobs alias b.
-func DecodeDeliverRequest(b []byte) ([]Delivery, error) {
-	fr, err := splitFrames(b, -1, 1+2*MaxRecipients)
+// two blob frames per recipient, then two for the copy if there is one.
+// The blobs alias b.
+func DecodeDeliverRequest(b []byte) (DeliverRequest, error) {
+	var req DeliverRequest
+	fr, err := splitFrames(b, -1, 3+2*MaxRecipients)
 	if err != nil {
-		return nil, err
+		return req, err
 	}
 	if len(fr) == 0 {
-		return nil, invalidf("empty deliver body")
+		return req, invalidf("empty deliver body")
 	}
 	var m DeliverMeta
 	if err := decodeJSON(fr[0], &m); err != nil {
-		return nil, err
+		return req, err
 	}
 	if len(m.Recipients) == 0 || len(m.Recipients) > MaxRecipients {
-		return nil, invalidf("between 1 and %d recipients per delivery", MaxRecipients)
+		return req, invalidf("between 1 and %d recipients per delivery", MaxRecipients)
 	}
-	if len(fr) != 1+2*len(m.Recipients) {
-		return nil, invalidf("body has %d blob frames for %d recipients", len(fr)-1, len(m.Recipients))
+	want := 1 + 2*len(m.Recipients)
+	if m.Copy != nil {
+		want += 2
 	}
-	out := make([]Delivery, len(m.Recipients))
+	if len(fr) != want {
+		return req, invalidf("body has %d blob frames for %d recipients", len(fr)-1, len(m.Recipients))
+	}
+	req.Deliveries = make([]Delivery, len(m.Recipients))
 	for i, rc := range m.Recipients {
 		if err := CheckAddress(rc.Address); err != nil {
-			return nil, err
+			return req, err
 		}
 		if err := checkSealed(rc.Size, fr[1+2*i], fr[2+2*i]); err != nil {
-			return nil, err
+			return req, err
 		}
-		out[i] = Delivery{Recipient: rc.Address, Size: rc.Size, HeaderBlob: fr[1+2*i], BodyBlob: fr[2+2*i]}
+		req.Deliveries[i] = Delivery{Recipient: rc.Address, Size: rc.Size, HeaderBlob: fr[1+2*i], BodyBlob: fr[2+2*i]}
 	}
-	return out, nil
+	if c := m.Copy; c != nil {
+		if err := checkMailbox("mailbox", c.Mailbox); err != nil {
+			return req, err
+		}
+		if err := checkFlags(c.Flags); err != nil {
+			return req, err
+		}
+		hb, bb := fr[want-2], fr[want-1]
+		if err := checkSealed(c.Size, hb, bb); err != nil {
+			return req, err
+		}
+		req.CopyMailbox = c.Mailbox
+		req.Copy = &store.NewMessage{Flags: c.Flags, InternalDate: c.InternalDate, Size: c.Size, HeaderBlob: hb, BodyBlob: bb}
+	}
+	return req, nil
 }
 
 // DecodeSubmitRequest parses a submit body: a JSON SubmitMeta frame, then

@@ -120,9 +120,13 @@ func TestDecodeAppend(t *testing.T) {
 
 func TestDecodeDeliver(t *testing.T) {
 	meta := []byte(`{"recipients":[{"address":"bob@example.org","size":10},{"address":"carol@example.org","size":20}]}`)
-	ds, err := DecodeDeliverRequest(frames(meta, []byte("h1"), []byte("b1"), []byte("h2"), []byte("b2")))
+	req, err := DecodeDeliverRequest(frames(meta, []byte("h1"), []byte("b1"), []byte("h2"), []byte("b2")))
 	if err != nil {
 		t.Fatal(err)
+	}
+	ds := req.Deliveries
+	if req.Copy != nil {
+		t.Fatal("a copy decoded from a call without one")
 	}
 	if len(ds) != 2 || ds[1].Recipient != "carol@example.org" || string(ds[1].BodyBlob) != "b2" || ds[0].Size != 10 {
 		t.Fatalf("decoded %+v", ds)
@@ -132,6 +136,16 @@ func TestDecodeDeliver(t *testing.T) {
 		"no recipients": frames([]byte(`{"recipients":[]}`)),
 		"bad address":   frames([]byte(`{"recipients":[{"address":"bob","size":1}]}`), []byte("h"), []byte("b")),
 		"empty":         nil,
+		"copy without its blobs": frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"Sent","size":1}}`),
+			[]byte("h"), []byte("b")),
+		"copy to a bad mailbox": frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"","size":1}}`),
+			[]byte("h"), []byte("b"), []byte("ch"), []byte("cb")),
+	}
+	withCopy := frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"Sent","flags":["\\Seen"],"size":7}}`),
+		[]byte("h"), []byte("b"), []byte("ch"), []byte("cb"))
+	if req, err := DecodeDeliverRequest(withCopy); err != nil || req.Copy == nil || req.CopyMailbox != "Sent" ||
+		string(req.Copy.BodyBlob) != "cb" || req.Copy.Size != 7 || len(req.Deliveries) != 1 {
+		t.Fatalf("deliver with copy decoded as %+v, %v", req, err)
 	}
 	for name, b := range bad {
 		if _, err := DecodeDeliverRequest(b); !errors.Is(err, store.ErrInvalid) {
