@@ -16,6 +16,7 @@ import (
 	"smessenger/internal/api"
 	"smessenger/internal/channel"
 	"smessenger/internal/logging"
+	"smessenger/internal/store"
 	"smessenger/smtpd"
 )
 
@@ -46,6 +47,10 @@ func (s apiServer) Deliver(ctx context.Context, ds []bridge.Delivery) error {
 		out[i] = api.Delivery(d)
 	}
 	return s.Client.Deliver(ctx, out)
+}
+
+func (s apiServer) DeliverWithCopy(ctx context.Context, ds []bridge.Delivery, mailbox string, cp store.NewMessage) (store.MessageMeta, error, error) {
+	return s.Client.DeliverWithCopy(ctx, ds, mailbox, cp)
 }
 
 func newAPIServer(addr string, cfg channel.ClientConfig) bridge.Server {

@@ -18,46 +18,81 @@ const appendWait = 5 * time.Second
 // The local cache write is grouped with those of concurrent APPENDs (see
 // addAppended); the server commit is what makes it durable.
 func (a *Account) Append(ctx context.Context, mailbox string, raw []byte, flags []string, date time.Time) (uint32, uint32, error) {
+	p, err := a.prepareAppend(mailbox, raw, flags, date)
+	if err != nil || p.skipped {
+		return p.validity, p.skipUID, err
+	}
+	defer p.done()
+	meta, err := a.srv.Append(ctx, p.name, p.msg)
+	if err != nil {
+		return 0, 0, fmt.Errorf("bridge: append: %w", err)
+	}
+	a.finishAppend(ctx, p, meta)
+	return p.validity, meta.UID, nil
+}
+
+// preparedAppend is a message sealed for one of the account's mailboxes
+// and registered as in flight, waiting for the server's answer.
+type preparedAppend struct {
+	mbID     uint64
+	validity uint32
+	name     string // the mailbox's canonical name
+	raw      []byte
+	sum      *pgp.Summary
+	msg      store.NewMessage // what the server stores
+	// skipped: the Append filter recognised a copy already stored (a mail
+	// client's own Sent copy), at skipUID; nothing is to be sent.
+	skipped bool
+	skipUID uint32
+	done    func() // ends the in-flight registration; call once
+}
+
+// prepareAppend seals raw for mailbox and registers the append with the
+// tracker, so that the event the server pushes for it waits for
+// finishAppend instead of downloading the message again. Unless skipped,
+// the caller must call done, after finishAppend when the server took it.
+func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date time.Time) (*preparedAppend, error) {
 	mbID, validity, name, err := a.mailboxID(mailbox)
 	if err != nil {
-		return 0, 0, err
+		return &preparedAppend{}, err
 	}
+	p := &preparedAppend{mbID: mbID, validity: validity, name: name, raw: raw}
 	a.mu.RLock()
 	filter := a.filter
 	a.mu.RUnlock()
 	if filter != nil {
 		if skip, uid := filter(name, raw); skip {
-			return validity, uid, nil
+			p.skipped, p.skipUID = true, uid
+			return p, nil
 		}
 	}
 	hb, bb, sum, err := pgp.SealMessage(raw, []*pgp.Key{a.key}, pgp.SealOptions{Signer: a.key})
 	if err != nil {
-		return 0, 0, fmt.Errorf("bridge: seal: %w", err)
+		return &preparedAppend{}, fmt.Errorf("bridge: seal: %w", err)
 	}
-	done := a.appends.begin(mbID)
-	defer done()
-	meta, err := a.srv.Append(ctx, name, store.NewMessage{
-		Flags: flags, InternalDate: date, Size: int64(len(raw)), HeaderBlob: hb, BodyBlob: bb,
-	})
-	if err != nil {
-		return 0, 0, fmt.Errorf("bridge: append: %w", err)
-	}
+	p.sum = sum
+	p.msg = store.NewMessage{Flags: flags, InternalDate: date, Size: int64(len(raw)), HeaderBlob: hb, BodyBlob: bb}
+	p.done = a.appends.begin(mbID)
+	return p, nil
+}
+
+// finishAppend caches a prepared message the server stored as meta.
+func (a *Account) finishAppend(ctx context.Context, p *preparedAppend, meta store.MessageMeta) {
 	e := &entry{uid: meta.UID, id: meta.ID, flags: internFlags(meta.Flags), date: meta.InternalDate,
-		size: meta.Size, modseq: meta.ModSeq, sum: sum}
+		size: meta.Size, modseq: meta.ModSeq, sum: p.sum}
 	var body []byte
-	if sum.Encrypted {
+	if p.sum.Encrypted {
 		// An already encrypted message (rare: a client filing PGP mail):
 		// show it decrypted like one that arrived so.
 		if b, _, err := a.materialize(ctx, e, nil); err == nil {
 			body = b
 		}
 	} else {
-		body = raw
+		body = p.raw
 	}
-	if err := a.addAppended(mbID, e, body); err != nil {
+	if err := a.addAppended(p.mbID, e, body); err != nil {
 		a.log.Warn("bridge: appended message not cached yet", "err", err)
 	}
-	return validity, meta.UID, nil
 }
 
 // pendingAdd is one appended message waiting for a grouped cache write.

@@ -33,6 +33,10 @@ func (s apiServer) Deliver(ctx context.Context, ds []Delivery) error {
 	return s.Client.Deliver(ctx, out)
 }
 
+func (s apiServer) DeliverWithCopy(ctx context.Context, ds []Delivery, mailbox string, cp store.NewMessage) (store.MessageMeta, error, error) {
+	return s.Client.DeliverWithCopy(ctx, ds, mailbox, cp)
+}
+
 func newTestServer(addr string, cfg channel.ClientConfig) Server {
 	cfg.HandshakeTimeout = 10 * time.Second
 	return apiServer{api.NewClient(addr, cfg)}

@@ -138,8 +138,29 @@ func FuzzStripOurResults(f *testing.F) {
 // deliveries commit; when a delivery fails (bob over quota), the copy is
 // withdrawn, so Sent never shows a message that was not sent, and a retry
 // after the quota is lifted files exactly one.
+//
+// It runs twice: with the Sent copy carried by the deliver call
+// (CopyDeliverer, the API client's way), and filed by its own append
+// beside it (a Server without that capability).
 func TestSendFailureLeavesNoSentCopy(t *testing.T) {
+	for _, separate := range []bool{false, true} {
+		t.Run(map[bool]string{false: "copy in deliver", true: "separate append"}[separate], func(t *testing.T) {
+			testSendFailureLeavesNoSentCopy(t, separate)
+		})
+	}
+}
+
+// serverOnly hides a Server's optional capabilities (CopyDeliverer).
+type serverOnly struct{ Server }
+
+func testSendFailureLeavesNoSentCopy(t *testing.T, separate bool) {
 	e := newRouterEnv(t, PolicyRefuse)
+	if _, ok := e.router.srv.(CopyDeliverer); !ok {
+		t.Fatal("the test server does not offer DeliverWithCopy")
+	}
+	if separate {
+		e.router.srv = serverOnly{e.router.srv}
+	}
 	ctx := context.Background()
 	id, err := e.env.Store.LookupAddress(ctx, bob)
 	if err != nil {

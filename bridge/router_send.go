@@ -58,6 +58,11 @@ func (r *Router) Send(ctx context.Context, from string, rcpts []string, raw []by
 	// server: run them at once, so one submission costs one round of
 	// durable commits, not two. Both must succeed before the 250.
 	_, sentBefore := r.dedup.sentUID(o.messageID) // a retry: the Sent copy is already there
+	if !sentBefore && len(plan.deliveries) > 0 {
+		if handled, err := r.sendWithCopy(ctx, from, o, plan); handled {
+			return err
+		}
+	}
 	var sentUID uint32
 	var sentErr error
 	var wg sync.WaitGroup
@@ -68,7 +73,7 @@ func (r *Router) Send(ctx context.Context, from string, rcpts []string, raw []by
 			sentUID, sentErr = r.appendSent(ctx, o.sent)
 		}()
 	}
-	cerr := r.commit(ctx, from, o.messageID, plan)
+	cerr := r.commit(ctx, from, o.messageID, plan, r.srv.Deliver)
 	wg.Wait()
 	if cerr != nil {
 		if !sentBefore && sentErr == nil {
@@ -80,13 +85,61 @@ func (r *Router) Send(ctx context.Context, from string, rcpts []string, raw []by
 	if sentBefore {
 		return nil
 	}
+	return r.sentResult(o.messageID, sentUID, sentErr)
+}
+
+// sentResult ends a submission whose deliveries all committed: a Sent copy
+// that failed makes it a temporary failure (the retry skips the recipients
+// already served and files the copy).
+func (r *Router) sentResult(messageID string, sentUID uint32, sentErr error) error {
 	if sentErr != nil {
 		r.log.Warn("bridge: Sent copy not stored", "err", sentErr)
 		return &SendError{Reason: "the message was sent but its copy could not be filed in Sent; try again",
 			Temporary: true, Err: errors.Join(ErrSendFailed, sentErr)}
 	}
-	r.dedup.markSent(o.messageID, sentUID)
+	r.dedup.markSent(messageID, sentUID)
 	return nil
+}
+
+// sendWithCopy is the commit of a submission with internal recipients when
+// the server takes the Sent copy in the deliver call itself (CopyDeliverer):
+// one round trip and one round of commits instead of two. It reports
+// handled false, having sent nothing, when that way is not open (no such
+// capability, no local account, the copy could not be prepared); the caller
+// then files the copy on its own.
+func (r *Router) sendWithCopy(ctx context.Context, from string, o *outgoing, p *sendPlan) (handled bool, err error) {
+	cd, ok := r.srv.(CopyDeliverer)
+	a := r.cfg.Account
+	if !ok || a == nil {
+		return false, nil
+	}
+	prep, err := a.prepareAppend(r.sentMailbox(ctx), o.sent, []string{`\Seen`}, r.now())
+	if err != nil || prep.skipped {
+		return false, nil
+	}
+	defer prep.done()
+	var meta store.MessageMeta
+	var copyErr error
+	cerr := r.commit(ctx, from, o.messageID, p, func(ctx context.Context, ds []Delivery) error {
+		var err error
+		meta, copyErr, err = cd.DeliverWithCopy(ctx, ds, prep.name, prep.msg)
+		return err
+	})
+	stored := meta.UID != 0 && copyErr == nil // only when the deliveries committed
+	if stored {
+		a.finishAppend(ctx, prep, meta)
+	}
+	if cerr != nil {
+		if stored {
+			// An outside recipient failed: not sent, so no Sent copy either.
+			r.withdrawSent(meta.UID)
+		}
+		return true, cerr
+	}
+	if !stored && copyErr == nil {
+		copyErr = errors.New("bridge: the server stored no Sent copy")
+	}
+	return true, r.sentResult(o.messageID, meta.UID, copyErr)
 }
 
 // withdrawSent removes a Sent copy filed for a submission that then
@@ -215,7 +268,7 @@ func (r *Router) plainPayload(msg []byte, ac *pgp.AutocryptHeader) ([]byte, erro
 // the internal deliveries, all at once (they are independent commits).
 // Each step is recorded as committed as soon as it is, so a retry after a
 // partial failure skips it. The first failure, in plan order, is returned.
-func (r *Router) commit(ctx context.Context, from, msgID string, p *sendPlan) error {
+func (r *Router) commit(ctx context.Context, from, msgID string, p *sendPlan, deliver func(context.Context, []Delivery) error) error {
 	errs := make([]error, len(p.submits)+1)
 	var wg sync.WaitGroup
 	for i, s := range p.submits {
@@ -230,7 +283,7 @@ func (r *Router) commit(ctx context.Context, from, msgID string, p *sendPlan) er
 		}()
 	}
 	if len(p.deliveries) > 0 {
-		if err := r.srv.Deliver(ctx, p.deliveries); err != nil {
+		if err := deliver(ctx, p.deliveries); err != nil {
 			errs[len(p.submits)] = r.commitError(err, p.internal)
 		} else {
 			r.dedup.markCommitted(msgID, addrsOf(p.internal))

@@ -53,6 +53,16 @@ type Server interface {
 	StreamEvents(ctx context.Context, after uint64, fn func(store.Event) error) error
 }
 
+// CopyDeliverer is an optional capability of a Server: Deliver that also
+// appends the sender's own copy (its Sent copy) to mailbox in the same
+// call, so a submission costs one round trip and one round of commits. err
+// is that of the deliveries, as Deliver's; when they fail the server
+// removes the copy again. With err nil, copyErr tells whether the copy was
+// stored, and meta describes it.
+type CopyDeliverer interface {
+	DeliverWithCopy(ctx context.Context, deliveries []Delivery, mailbox string, copy store.NewMessage) (meta store.MessageMeta, copyErr, err error)
+}
+
 // WhoAmI is the server's view of the caller. It is the API's type so that
 // the API client satisfies Server without importing the bridge.
 type WhoAmI = api.WhoAmI

@@ -41,6 +41,10 @@ func (s subAPI) Deliver(ctx context.Context, ds []bridge.Delivery) error {
 	return s.Client.Deliver(ctx, out)
 }
 
+func (s subAPI) DeliverWithCopy(ctx context.Context, ds []bridge.Delivery, mailbox string, cp store.NewMessage) (store.MessageMeta, error, error) {
+	return s.Client.DeliverWithCopy(ctx, ds, mailbox, cp)
+}
+
 func subNewServer(addr string, cfg channel.ClientConfig) bridge.Server {
 	cfg.HandshakeTimeout = 10 * time.Second
 	return subAPI{api.NewClient(addr, cfg)}

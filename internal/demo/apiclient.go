@@ -6,6 +6,7 @@ import (
 	"smessenger/bridge"
 	"smessenger/internal/api"
 	"smessenger/internal/channel"
+	"smessenger/internal/store"
 )
 
 // apiServer adapts *api.Client to bridge.Server: the two packages declare
@@ -13,7 +14,10 @@ import (
 // side), so the command line converts between them.
 type apiServer struct{ *api.Client }
 
-var _ bridge.Server = apiServer{}
+var (
+	_ bridge.Server        = apiServer{}
+	_ bridge.CopyDeliverer = apiServer{}
+)
 
 // WhoAmI implements bridge.Server.
 func (s apiServer) WhoAmI(ctx context.Context) (bridge.WhoAmI, error) {
@@ -28,6 +32,11 @@ func (s apiServer) Deliver(ctx context.Context, ds []bridge.Delivery) error {
 		out[i] = api.Delivery(d)
 	}
 	return s.Client.Deliver(ctx, out)
+}
+
+// DeliverWithCopy implements bridge.CopyDeliverer.
+func (s apiServer) DeliverWithCopy(ctx context.Context, ds []bridge.Delivery, mailbox string, cp store.NewMessage) (store.MessageMeta, error, error) {
+	return s.Client.DeliverWithCopy(ctx, ds, mailbox, cp)
 }
 
 // NewAPIServer returns the bridge's client for the server at addr over the
