@@ -18,7 +18,7 @@ const appendWait = 5 * time.Second
 // The local cache write is grouped with those of concurrent APPENDs (see
 // addAppended); the server commit is what makes it durable.
 func (a *Account) Append(ctx context.Context, mailbox string, raw []byte, flags []string, date time.Time) (uint32, uint32, error) {
-	p, err := a.prepareAppend(mailbox, raw, flags, date)
+	p, err := a.prepareAppend(mailbox, raw, flags, date, nil)
 	if err != nil || p.skipped {
 		return p.validity, p.skipUID, err
 	}
@@ -51,7 +51,8 @@ type preparedAppend struct {
 // tracker, so that the event the server pushes for it waits for
 // finishAppend instead of downloading the message again. Unless skipped,
 // the caller must call done, after finishAppend when the server took it.
-func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date time.Time) (*preparedAppend, error) {
+// sum is raw's summary when the caller already has it, else nil.
+func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date time.Time, sum *pgp.Summary) (*preparedAppend, error) {
 	mbID, validity, name, err := a.mailboxID(mailbox)
 	if err != nil {
 		return &preparedAppend{}, err
@@ -66,7 +67,12 @@ func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date
 			return p, nil
 		}
 	}
-	hb, bb, sum, err := pgp.SealMessage(raw, []*pgp.Key{a.key}, pgp.SealOptions{Signer: a.key})
+	if sum == nil {
+		if sum, err = pgp.Summarize(raw); err != nil {
+			return &preparedAppend{}, fmt.Errorf("bridge: seal: %w", err)
+		}
+	}
+	hb, bb, err := pgp.SealBlobs(pgp.EncodeSummary(sum), raw, []*pgp.Key{a.key}, pgp.SealOptions{Signer: a.key})
 	if err != nil {
 		return &preparedAppend{}, fmt.Errorf("bridge: seal: %w", err)
 	}

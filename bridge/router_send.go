@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -18,6 +19,9 @@ type sendPlan struct {
 	internal   []route
 	deliveries []Delivery
 	submits    []submission
+	// summary is that of the public form, once sealInternal computed it;
+	// the Sent copy reuses it when it is the same bytes (no Bcc).
+	summary *pgp.Summary
 }
 
 // submission is one payload for the server's outbound queue.
@@ -113,7 +117,11 @@ func (r *Router) sendWithCopy(ctx context.Context, from string, o *outgoing, p *
 	if !ok || a == nil {
 		return false, nil
 	}
-	prep, err := a.prepareAppend(r.sentMailbox(ctx), o.sent, []string{`\Seen`}, r.now())
+	var sum *pgp.Summary
+	if bytes.Equal(o.sent, o.public) {
+		sum = p.summary
+	}
+	prep, err := a.prepareAppend(r.sentMailbox(ctx), o.sent, []string{`\Seen`}, r.now(), sum)
 	if err != nil || prep.skipped {
 		return false, nil
 	}
@@ -233,6 +241,7 @@ func (r *Router) sealInternal(p *sendPlan, msg []byte) error {
 	if err != nil {
 		return &SendError{Reason: "the message is malformed", Err: errors.Join(ErrBadMessage, err)}
 	}
+	p.summary = sum
 	enc := pgp.EncodeSummary(sum)
 	for _, rt := range p.internal {
 		hb, bb, err := pgp.SealBlobs(enc, msg, []*pgp.Key{rt.key}, pgp.SealOptions{Signer: r.key})
