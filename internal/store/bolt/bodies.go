@@ -3,7 +3,6 @@ package bolt
 import (
 	"bytes"
 	"encoding/binary"
-	"os"
 	"slices"
 
 	bbolt "go.etcd.io/bbolt"
@@ -24,9 +23,12 @@ import (
 // Schema 1 files hold whole bodies in bucketBodies; those are still read
 // and deleted there, so an upgraded file needs no rewrite.
 
-// chunkSize lets two chunks fill one page exactly: the page header (16
-// bytes), then per chunk a leaf element (16) and its 12-byte key.
-var chunkSize = max((os.Getpagesize()-16)/2-16-12, 1024)
+// chunkSize lets two chunks fill one page of the file exactly (its page
+// size is fixed when the file is made): the page header (16 bytes), then
+// per chunk a leaf element (16) and its 12-byte key.
+func chunkSize(tx *bbolt.Tx) int {
+	return max((tx.DB().Info().PageSize-16)/2-16-12, 1024)
+}
 
 func chunkKey(blob uint64, i uint32) []byte {
 	k := binary.BigEndian.AppendUint64(make([]byte, 0, 12), blob)
@@ -37,8 +39,9 @@ func chunkKey(blob uint64, i uint32) []byte {
 // so that every stored body has at least one key.
 func putBody(cb *bbolt.Bucket, blob uint64, body []byte) error {
 	cb.FillPercent = 1 // keys only grow; two chunks fill a page
+	size := chunkSize(cb.Tx())
 	for i := uint32(0); ; i++ {
-		n := min(len(body), chunkSize)
+		n := min(len(body), size)
 		if err := cb.Put(chunkKey(blob, i), body[:n]); err != nil {
 			return err
 		}
@@ -62,10 +65,11 @@ func getBody(ab *bbolt.Bucket, blob uint64) []byte {
 	var out []byte
 	for k, v := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, v = c.Next() {
 		if out == nil {
-			out = make([]byte, 0, len(v)) // one chunk: the common small body
-			if len(v) == chunkSize {
-				out = make([]byte, 0, 4*chunkSize)
+			n := len(v) // a short first chunk is the whole body
+			if n >= 1024 {
+				n *= 4 // a full one: room for a few more
 			}
+			out = make([]byte, 0, n)
 		}
 		out = append(out, v...)
 	}

@@ -23,7 +23,9 @@ func TestBodyChunks(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sizes := []int{0, 1, chunkSize - 1, chunkSize, chunkSize + 1, 2 * chunkSize, 5*chunkSize + 7, 1 << 20}
+	var cs int
+	_ = s.db.View(func(tx *bbolt.Tx) error { cs = chunkSize(tx); return nil })
+	sizes := []int{0, 1, cs - 1, cs, cs + 1, 2 * cs, 5*cs + 7, 1 << 20}
 	var uids []uint32
 	for i, n := range sizes {
 		body := bytes.Repeat([]byte{byte('a' + i)}, n)
