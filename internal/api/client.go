@@ -249,8 +249,18 @@ func (c *Client) Expunge(ctx context.Context, mailbox string, uids []uint32) ([]
 // detected before anything is written; a later failure (quota) names the
 // recipient, and the recipients before it keep their copy.
 func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
+	return c.callRaw(ctx, http.MethodPost, "/v1/deliver", "application/octet-stream", deliverBody(ds, "", nil), nil)
+}
+
+// deliverBody encodes a deliver call: the DeliverMeta frame, two frames per
+// recipient, and two for the copy to mailbox if cp is not nil.
+func deliverBody(ds []Delivery, mailbox string, cp *store.NewMessage) []byte {
 	meta := DeliverMeta{Recipients: make([]DeliverRecipient, len(ds))}
 	n := 0
+	if cp != nil {
+		meta.Copy = &AppendMeta{Mailbox: mailbox, Flags: cp.Flags, InternalDate: cp.InternalDate, Size: cp.Size}
+		n += 2*frameHeaderLen + len(cp.HeaderBlob) + len(cp.BodyBlob)
+	}
 	for i, d := range ds {
 		meta.Recipients[i] = DeliverRecipient{Address: d.Recipient, Size: d.Size}
 		n += 2*frameHeaderLen + len(d.HeaderBlob) + len(d.BodyBlob)
@@ -260,7 +270,10 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 	for _, d := range ds {
 		body = appendFrame(appendFrame(body, d.HeaderBlob), d.BodyBlob)
 	}
-	return c.callRaw(ctx, http.MethodPost, "/v1/deliver", "application/octet-stream", body, nil)
+	if cp != nil {
+		body = appendFrame(appendFrame(body, cp.HeaderBlob), cp.BodyBlob)
+	}
+	return body
 }
 
 // DeliverWithCopy is Deliver carrying the caller's own copy of the message
@@ -269,19 +282,7 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 // removes the copy again. With err nil, copyErr says whether the copy was
 // stored (errors.Is ErrCopyFailed) and meta describes it.
 func (c *Client) DeliverWithCopy(ctx context.Context, ds []Delivery, mailbox string, cp store.NewMessage) (meta store.MessageMeta, copyErr, err error) {
-	dm := DeliverMeta{Recipients: make([]DeliverRecipient, len(ds)),
-		Copy: &AppendMeta{Mailbox: mailbox, Flags: cp.Flags, InternalDate: cp.InternalDate, Size: cp.Size}}
-	n := 2*frameHeaderLen + len(cp.HeaderBlob) + len(cp.BodyBlob)
-	for i, d := range ds {
-		dm.Recipients[i] = DeliverRecipient{Address: d.Recipient, Size: d.Size}
-		n += 2*frameHeaderLen + len(d.HeaderBlob) + len(d.BodyBlob)
-	}
-	mb, _ := json.Marshal(dm)
-	body := appendFrame(make([]byte, 0, n+frameHeaderLen+len(mb)), mb)
-	for _, d := range ds {
-		body = appendFrame(appendFrame(body, d.HeaderBlob), d.BodyBlob)
-	}
-	body = appendFrame(appendFrame(body, cp.HeaderBlob), cp.BodyBlob)
+	body := deliverBody(ds, mailbox, &cp)
 	var r DeliverResponse
 	if err := c.callRaw(ctx, http.MethodPost, "/v1/deliver", "application/octet-stream", body, &r); err != nil {
 		return store.MessageMeta{}, nil, err
