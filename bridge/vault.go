@@ -3,6 +3,7 @@ package bridge
 import (
 	"crypto/sha256"
 	"crypto/subtle"
+	"encoding/base32"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -136,10 +137,12 @@ func (v *vaultFile) checkBridgePassword(pw string) bool {
 	return subtle.ConstantTimeCompare(hashBridgePassword(v.PasswordSalt, pw), v.PasswordHash) == 1
 }
 
-// newBridgePassword returns a random password for the mail client, grouped
-// for reading aloud: 144 bits in 24 base64url characters.
+// newBridgePassword returns a random password for the mail client: 144
+// bits in 29 base32 characters. Letters and digits only, because base64url
+// could begin with "-", which command-line clients (swaks, curl, msmtp's
+// passwordeval users) take for an option.
 func newBridgePassword() string {
-	return base64.RawURLEncoding.EncodeToString(randomBytes(18))
+	return base32.StdEncoding.WithPadding(base32.NoPadding).EncodeToString(randomBytes(18))
 }
 
 // parseVault decodes vault.json and checks its shape; it never panics.

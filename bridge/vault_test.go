@@ -145,3 +145,25 @@ func FuzzParseVault(f *testing.F) {
 		}
 	})
 }
+
+// TestBridgePasswordAlphabet: generated passwords are letters and digits
+// only (never a leading "-" that a command-line client reads as an option)
+// and long enough for 144 bits.
+func TestBridgePasswordAlphabet(t *testing.T) {
+	seen := map[string]bool{}
+	for i := 0; i < 2000; i++ {
+		pw := newBridgePassword()
+		if len(pw) != 29 {
+			t.Fatalf("password %q has %d characters, want 29", pw, len(pw))
+		}
+		for _, c := range pw {
+			if !(c >= 'A' && c <= 'Z' || c >= '2' && c <= '7') {
+				t.Fatalf("password %q holds %q", pw, c)
+			}
+		}
+		if seen[pw] {
+			t.Fatalf("password %q generated twice", pw)
+		}
+		seen[pw] = true
+	}
+}
