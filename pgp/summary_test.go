@@ -3,8 +3,10 @@ package pgp
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -192,5 +194,45 @@ func TestSealMessage(t *testing.T) {
 	}
 	if _, err := OpenHeaderBlob(bb, bob); err == nil {
 		t.Fatal("a body blob decoded as a header blob")
+	}
+}
+
+// TestSummarizeDeepNestingMemory: parts are not copied once per nesting
+// level. A 1 MiB part 30 multiparts deep used to cost about 30 MiB of
+// copies (25 MB messages on the MX: 750 MB); now the whole summary stays
+// within a few times the message.
+func TestSummarizeDeepNestingMemory(t *testing.T) {
+	const depth = 30
+	var b bytes.Buffer
+	b.WriteString("From: a@example.org\r\nTo: b@example.org\r\nSubject: deep\r\nMIME-Version: 1.0\r\n")
+	for i := 0; i < depth; i++ {
+		fmt.Fprintf(&b, "Content-Type: multipart/mixed; boundary=\"b%d\"\r\n\r\n--b%d\r\n", i, i)
+	}
+	b.WriteString("Content-Type: text/plain\r\n\r\n")
+	line := strings.Repeat("x", 98) + "\r\n"
+	for b.Len() < 1<<20 {
+		b.WriteString(line)
+	}
+	for i := depth - 1; i >= 0; i-- {
+		fmt.Fprintf(&b, "\r\n--b%d--\r\n", i)
+	}
+	raw := b.Bytes()
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	sum, err := Summarize(raw)
+	runtime.ReadMemStats(&after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, levels := sum.Structure, 0
+	for p.Type == "multipart" && len(p.Children) == 1 {
+		p, levels = p.Children[0], levels+1
+	}
+	if levels != depth || p.Type != "text" || p.Size < 1_000_000 {
+		t.Fatalf("structure: %d levels down to %s/%s of %d bytes", levels, p.Type, p.Subtype, p.Size)
+	}
+	if alloc := after.TotalAlloc - before.TotalAlloc; alloc > 4*uint64(len(raw)) {
+		t.Fatalf("Summarize of a %d-byte message nested %d deep allocated %d bytes", len(raw), depth, alloc)
 	}
 }
