@@ -159,7 +159,14 @@ func (s *Store) ListMessages(ctx context.Context, id store.AccountID, mailbox st
 		if err != nil {
 			return err
 		}
-		out = make([]store.MessageMeta, 0, m.Messages)
+		// A bridge lists from the UID an event named, so most calls want
+		// the last few messages: size for what can be past sinceUID, not
+		// for the whole mailbox.
+		want := m.Messages
+		if sinceUID > 1 && m.UIDNext > sinceUID {
+			want = min(want, m.UIDNext-sinceUID)
+		}
+		out = make([]store.MessageMeta, 0, want)
 		c := m.msgs.Cursor()
 		for k, v := c.Seek(u32key(sinceUID)); k != nil; k, v = c.Next() {
 			msg, err := decodeMessage(m.ID, be32(k), v)
