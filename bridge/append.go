@@ -18,7 +18,7 @@ const appendWait = 5 * time.Second
 // The local cache write is grouped with those of concurrent APPENDs (see
 // addAppended); the server commit is what makes it durable.
 func (a *Account) Append(ctx context.Context, mailbox string, raw []byte, flags []string, date time.Time) (uint32, uint32, error) {
-	p, err := a.prepareAppend(mailbox, raw, flags, date, nil)
+	p, err := a.prepareAppend(mailbox, raw, flags, date, nil, nil)
 	if err != nil || p.skipped {
 		return p.validity, p.skipUID, err
 	}
@@ -51,8 +51,10 @@ type preparedAppend struct {
 // tracker, so that the event the server pushes for it waits for
 // finishAppend instead of downloading the message again. Unless skipped,
 // the caller must call done, after finishAppend when the server took it.
-// sum is raw's summary when the caller already has it, else nil.
-func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date time.Time, sum *pgp.Summary) (*preparedAppend, error) {
+// sum is raw's summary when the caller already has it, else nil; sealed
+// are raw's blobs, sealed to this account's key with that summary, when
+// the caller already sealed them (the router's To/Cc sealing), else nil.
+func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date time.Time, sum *pgp.Summary, sealed *sealedBlobs) (*preparedAppend, error) {
 	mbID, validity, name, err := a.mailboxID(mailbox)
 	if err != nil {
 		return &preparedAppend{}, err
@@ -72,8 +74,10 @@ func (a *Account) prepareAppend(mailbox string, raw []byte, flags []string, date
 			return &preparedAppend{}, fmt.Errorf("bridge: seal: %w", err)
 		}
 	}
-	hb, bb, err := pgp.SealBlobs(pgp.EncodeSummary(sum), raw, []*pgp.Key{a.key}, pgp.SealOptions{Signer: a.key})
-	if err != nil {
+	var hb, bb []byte
+	if sealed != nil {
+		hb, bb = sealed.header, sealed.body
+	} else if hb, bb, err = pgp.SealBlobs(pgp.EncodeSummary(sum), raw, []*pgp.Key{a.key}, pgp.SealOptions{Signer: a.key}); err != nil {
 		return &preparedAppend{}, fmt.Errorf("bridge: seal: %w", err)
 	}
 	p.sum = sum

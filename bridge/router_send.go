@@ -22,7 +22,14 @@ type sendPlan struct {
 	// summary is that of the public form, once sealInternal computed it;
 	// the Sent copy reuses it when it is the same bytes (no Bcc).
 	summary *pgp.Summary
+	// sentBlobs, when set, are the To/Cc recipients' blobs, which are also
+	// sealed to the sender: the Sent copy is the same bytes then (no Bcc
+	// field), so it is filed with them instead of being sealed again.
+	sentBlobs *sealedBlobs
 }
+
+// sealedBlobs are a message's header and body blobs.
+type sealedBlobs struct{ header, body []byte }
 
 // submission is one payload for the server's outbound queue.
 type submission struct {
@@ -121,7 +128,7 @@ func (r *Router) sendWithCopy(ctx context.Context, from string, o *outgoing, p *
 	if bytes.Equal(o.sent, o.public) {
 		sum = p.summary
 	}
-	prep, err := a.prepareAppend(r.sentMailbox(ctx), o.sent, []string{`\Seen`}, r.now(), sum)
+	prep, err := a.prepareAppend(r.sentMailbox(ctx), o.sent, []string{`\Seen`}, r.now(), sum, p.sentBlobs)
 	if err != nil || prep.skipped {
 		return false, nil
 	}
@@ -197,7 +204,7 @@ func (r *Router) plan(ctx context.Context, from string, rcpts []string, o *outgo
 		}
 	}
 	p := &sendPlan{internal: internal}
-	if err := r.sealInternal(p, o.public); err != nil {
+	if err := r.sealInternal(p, o); err != nil {
 		return nil, err
 	}
 	ac := &pgp.AutocryptHeader{Addr: normAddr(from), PreferEncrypt: true, KeyData: r.key.PublicBinary()}
@@ -231,25 +238,62 @@ func (r *Router) plan(ctx context.Context, from string, rcpts []string, o *outgo
 	return p, nil
 }
 
-// sealInternal seals the message once per internal recipient; the summary
-// is computed once for all of them.
-func (r *Router) sealInternal(p *sendPlan, msg []byte) error {
+// sealInternal seals the public form for the internal recipients; the
+// summary is computed once for all of them. Like the outbound message, the
+// recipients named in To/Cc share one sealing (one session key, a PKESK
+// for each of them, one signature per blob), and the sender's key is among
+// them when the Sent copy is the same bytes; each Bcc recipient gets a
+// sealing of their own, so no recipient's blob names a Bcc recipient's
+// key. What the shared blobs tell a recipient, the keys of the other To/Cc
+// recipients who are users here, the header already tells and the
+// directory answers anyone.
+func (r *Router) sealInternal(p *sendPlan, o *outgoing) error {
 	if len(p.internal) == 0 {
 		return nil
 	}
+	msg := o.public
 	sum, err := pgp.Summarize(msg)
 	if err != nil {
 		return &SendError{Reason: "the message is malformed", Err: errors.Join(ErrBadMessage, err)}
 	}
 	p.summary = sum
 	enc := pgp.EncodeSummary(sum)
-	for _, rt := range p.internal {
-		hb, bb, err := pgp.SealBlobs(enc, msg, []*pgp.Key{rt.key}, pgp.SealOptions{Signer: r.key})
+	seal := func(keys []*pgp.Key) (*sealedBlobs, error) {
+		hb, bb, err := pgp.SealBlobs(enc, msg, keys, pgp.SealOptions{Signer: r.key})
 		if err != nil {
-			return fmt.Errorf("bridge: seal for %s: %w", rt.addr, err)
+			return nil, err
+		}
+		return &sealedBlobs{header: hb, body: bb}, nil
+	}
+	var shared []*pgp.Key
+	for _, rt := range p.internal {
+		if o.visible[normAddr(rt.addr)] {
+			shared = append(shared, rt.key)
+		}
+	}
+	var group *sealedBlobs
+	if len(shared) > 0 {
+		_, copyInCall := r.srv.(CopyDeliverer) // only then does the Sent copy go with these blobs
+		withSelf := copyInCall && r.cfg.Account != nil && bytes.Equal(o.sent, o.public)
+		if withSelf {
+			shared = append(shared, r.key.Public())
+		}
+		if group, err = seal(shared); err != nil {
+			return fmt.Errorf("bridge: seal for %d recipients: %w", len(shared), err)
+		}
+		if withSelf {
+			p.sentBlobs = group
+		}
+	}
+	for _, rt := range p.internal {
+		blobs := group
+		if !o.visible[normAddr(rt.addr)] {
+			if blobs, err = seal([]*pgp.Key{rt.key}); err != nil {
+				return fmt.Errorf("bridge: seal for %s: %w", rt.addr, err)
+			}
 		}
 		p.deliveries = append(p.deliveries, Delivery{Recipient: normAddr(rt.addr), Size: int64(len(msg)),
-			HeaderBlob: hb, BodyBlob: bb})
+			HeaderBlob: blobs.header, BodyBlob: blobs.body})
 	}
 	return nil
 }

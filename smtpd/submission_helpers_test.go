@@ -113,6 +113,7 @@ type subEnv struct {
 	env        *servertest.Env
 	alice, bob *subBridge
 	addr       string
+	storePath  string // the server's bbolt file
 }
 
 const (
@@ -127,8 +128,9 @@ func subNoLimits(c *server.Config) {
 
 func subStart(t testing.TB) *subEnv {
 	t.Helper()
-	env := servertest.Start(t, servertest.OpenBolt(t), subNoLimits)
-	e := &subEnv{env: env}
+	st, path := servertest.OpenBoltPath(t)
+	env := servertest.Start(t, st, subNoLimits)
+	e := &subEnv{env: env, storePath: path}
 	e.alice = subStartBridge(t, env, subAlice, bridge.PolicyRefuse)
 	e.bob = subStartBridge(t, env, subBob, bridge.PolicyRefuse)
 	e.addr = subServe(t, SubmissionConfig{Auth: subAuthFor(e.alice, e.bob)})
