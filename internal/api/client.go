@@ -253,24 +253,42 @@ func (c *Client) Deliver(ctx context.Context, ds []Delivery) error {
 }
 
 // deliverBody encodes a deliver call: the DeliverMeta frame, two frames per
-// recipient, and two for the copy to mailbox if cp is not nil.
+// recipient, and two for the copy to mailbox if cp is not nil. Blobs equal
+// to an earlier recipient's (one sealing for several) are sent once.
 func deliverBody(ds []Delivery, mailbox string, cp *store.NewMessage) []byte {
 	meta := DeliverMeta{Recipients: make([]DeliverRecipient, len(ds))}
+	// sameAs is the 1-based index of an earlier recipient with its own
+	// frames and these blobs, or 0.
+	sameAs := func(hb, bb []byte, upto int) int {
+		for k := range upto {
+			d := ds[k]
+			if meta.Recipients[k].BlobsOf == 0 && bytes.Equal(d.HeaderBlob, hb) && bytes.Equal(d.BodyBlob, bb) {
+				return k + 1
+			}
+		}
+		return 0
+	}
 	n := 0
+	for i, d := range ds {
+		meta.Recipients[i] = DeliverRecipient{Address: d.Recipient, Size: d.Size, BlobsOf: sameAs(d.HeaderBlob, d.BodyBlob, i)}
+		if meta.Recipients[i].BlobsOf == 0 {
+			n += 2*frameHeaderLen + len(d.HeaderBlob) + len(d.BodyBlob)
+		}
+	}
 	if cp != nil {
 		meta.Copy = &AppendMeta{Mailbox: mailbox, Flags: cp.Flags, InternalDate: cp.InternalDate, Size: cp.Size}
-		n += 2*frameHeaderLen + len(cp.HeaderBlob) + len(cp.BodyBlob)
-	}
-	for i, d := range ds {
-		meta.Recipients[i] = DeliverRecipient{Address: d.Recipient, Size: d.Size}
-		n += 2*frameHeaderLen + len(d.HeaderBlob) + len(d.BodyBlob)
+		if meta.CopyBlobsOf = sameAs(cp.HeaderBlob, cp.BodyBlob, len(ds)); meta.CopyBlobsOf == 0 {
+			n += 2*frameHeaderLen + len(cp.HeaderBlob) + len(cp.BodyBlob)
+		}
 	}
 	mb, _ := json.Marshal(meta)
 	body := appendFrame(make([]byte, 0, n+frameHeaderLen+len(mb)), mb)
-	for _, d := range ds {
-		body = appendFrame(appendFrame(body, d.HeaderBlob), d.BodyBlob)
+	for i, d := range ds {
+		if meta.Recipients[i].BlobsOf == 0 {
+			body = appendFrame(appendFrame(body, d.HeaderBlob), d.BodyBlob)
+		}
 	}
-	if cp != nil {
+	if cp != nil && meta.CopyBlobsOf == 0 {
 		body = appendFrame(appendFrame(body, cp.HeaderBlob), cp.BodyBlob)
 	}
 	return body

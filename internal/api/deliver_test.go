@@ -161,6 +161,24 @@ func TestDeliverWithCopy(t *testing.T) {
 				t.Fatalf("copy body %q, %v", b, err)
 			}
 
+			// Blobs shared by the delivery and the copy cross once and land
+			// in both mailboxes.
+			shared := []api.Delivery{{Recipient: "copied@example.org", Size: 10, HeaderBlob: []byte("SH"), BodyBlob: []byte("SB")}}
+			scp := store.NewMessage{Size: 10, HeaderBlob: []byte("SH"), BodyBlob: []byte("SB")}
+			smeta, copyErr, err := sender.Client.DeliverWithCopy(c, shared, "Sent", scp)
+			if err != nil || copyErr != nil {
+				t.Fatalf("deliver with a shared copy: %v, %v", copyErr, err)
+			}
+			inbox, _ = env.Store.ListMessages(c, rcpt, "INBOX", 2)
+			sentB, err1 := env.Store.BodyBlob(c, sender.Account, smeta.ID)
+			var inboxB []byte
+			if len(inbox) == 1 {
+				inboxB, _ = env.Store.BodyBlob(c, rcpt, inbox[0].ID)
+			}
+			if err1 != nil || string(sentB) != "SB" || string(inboxB) != "SB" {
+				t.Fatalf("shared blobs: Sent %q (%v), INBOX %q", sentB, err1, inboxB)
+			}
+
 			// A delivery over quota: the error names the recipient, and the
 			// copy it carried is gone again.
 			if err := env.Store.SetQuota(c, rcpt, 15); err != nil {
@@ -169,15 +187,15 @@ func TestDeliverWithCopy(t *testing.T) {
 			if _, _, err := sender.Client.DeliverWithCopy(c, d, "Sent", cp); !errors.Is(err, store.ErrQuotaExceeded) {
 				t.Fatalf("delivery over quota: %v", err)
 			}
-			if sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1); len(sent) != 1 {
-				t.Fatalf("a failed delivery left %d copies in Sent, want the first one only", len(sent))
+			if sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1); len(sent) != 2 {
+				t.Fatalf("a failed delivery left %d copies in Sent, want the two before", len(sent))
 			}
 			// An unknown recipient: nothing is written at all.
 			bad := []api.Delivery{{Recipient: "nobody@example.org", Size: 1, HeaderBlob: []byte("h"), BodyBlob: []byte("b")}}
 			if _, _, err := sender.Client.DeliverWithCopy(c, bad, "Sent", cp); !errors.Is(err, api.ErrUnknownRecipient) {
 				t.Fatalf("unknown recipient: %v", err)
 			}
-			if sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1); len(sent) != 1 {
+			if sent, _ := env.Store.ListMessages(c, sender.Account, "Sent", 1); len(sent) != 2 {
 				t.Fatalf("an unknown recipient left %d copies in Sent", len(sent))
 			}
 
@@ -189,8 +207,8 @@ func TestDeliverWithCopy(t *testing.T) {
 			if err != nil || !errors.Is(copyErr, api.ErrCopyFailed) {
 				t.Fatalf("copy to a missing mailbox: copy error %v, error %v", copyErr, err)
 			}
-			if inbox, _ := env.Store.ListMessages(c, rcpt, "INBOX", 1); len(inbox) != 2 {
-				t.Fatalf("recipient has %d messages, want 2", len(inbox))
+			if inbox, _ := env.Store.ListMessages(c, rcpt, "INBOX", 1); len(inbox) != 3 {
+				t.Fatalf("recipient has %d messages, want 3", len(inbox))
 			}
 		})
 	}

@@ -82,6 +82,8 @@ func FuzzDecodeDeliverRequest(f *testing.F) {
 	f.Add(frames([]byte(`{"recipients":[]}`)))
 	f.Add(frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"Sent","flags":["\\Seen"],"size":1}}`),
 		[]byte("h"), []byte("b"), []byte("ch"), []byte("cb")))
+	f.Add(frames([]byte(`{"recipients":[{"address":"a@example.org","size":1},{"address":"b@example.org","size":1,"blobs_of":1}],`+
+		`"copy":{"mailbox":"Sent","size":1},"copy_blobs_of":1}`), []byte("h"), []byte("b")))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		req, err := DecodeDeliverRequest(b)
 		if err == nil {

@@ -79,9 +79,15 @@ type (
 	// With Copy set, two more frames follow: the header and body blob of a
 	// copy for the caller's own mailbox (the sender's Sent copy), appended
 	// in the same round of commits as the deliveries.
+	//
+	// A recipient (or the copy, with CopyBlobsOf) whose blobs are those of
+	// an earlier recipient names it (1-based) in BlobsOf and has no frames
+	// of its own: recipients sealed together get the same bytes, which
+	// need not cross the channel once per mailbox.
 	DeliverMeta struct {
-		Recipients []DeliverRecipient `json:"recipients"`
-		Copy       *AppendMeta        `json:"copy,omitempty"`
+		Recipients  []DeliverRecipient `json:"recipients"`
+		Copy        *AppendMeta        `json:"copy,omitempty"`
+		CopyBlobsOf int                `json:"copy_blobs_of,omitempty"`
 	}
 	// DeliverResponse answers a deliver call that carried a copy: the
 	// copy's metadata, or why it was not stored (the deliveries were).
@@ -93,6 +99,7 @@ type (
 	DeliverRecipient struct {
 		Address string `json:"address"`
 		Size    int64  `json:"size"`
+		BlobsOf int    `json:"blobs_of,omitempty"`
 	}
 	// SubmitMeta is the first frame of a submit body; the payload follows.
 	SubmitMeta struct {
@@ -359,22 +366,42 @@ func DecodeDeliverRequest(b []byte) (DeliverRequest, error) {
 	if len(m.Recipients) == 0 || len(m.Recipients) > MaxRecipients {
 		return req, invalidf("between 1 and %d recipients per delivery", MaxRecipients)
 	}
-	want := 1 + 2*len(m.Recipients)
-	if m.Copy != nil {
+	want := 1
+	for i, rc := range m.Recipients {
+		if rc.BlobsOf < 0 || rc.BlobsOf > i || rc.BlobsOf > 0 && m.Recipients[rc.BlobsOf-1].BlobsOf != 0 {
+			return req, invalidf("recipient %d: blobs_of must name an earlier recipient with blobs of its own", i+1)
+		}
+		if rc.BlobsOf == 0 {
+			want += 2
+		}
+	}
+	if m.Copy != nil && m.CopyBlobsOf == 0 {
 		want += 2
 	}
 	if len(fr) != want {
 		return req, invalidf("body has %d blob frames for %d recipients", len(fr)-1, len(m.Recipients))
 	}
 	req.Deliveries = make([]Delivery, len(m.Recipients))
+	next := 1 // the next blob frame
 	for i, rc := range m.Recipients {
 		if err := CheckAddress(rc.Address); err != nil {
 			return req, err
 		}
-		if err := checkSealed(rc.Size, fr[1+2*i], fr[2+2*i]); err != nil {
+		var hb, bb []byte
+		if rc.BlobsOf == 0 {
+			hb, bb = fr[next], fr[next+1]
+			next += 2
+		} else {
+			src := req.Deliveries[rc.BlobsOf-1]
+			hb, bb = src.HeaderBlob, src.BodyBlob
+		}
+		if err := checkSealed(rc.Size, hb, bb); err != nil {
 			return req, err
 		}
-		req.Deliveries[i] = Delivery{Recipient: rc.Address, Size: rc.Size, HeaderBlob: fr[1+2*i], BodyBlob: fr[2+2*i]}
+		req.Deliveries[i] = Delivery{Recipient: rc.Address, Size: rc.Size, HeaderBlob: hb, BodyBlob: bb}
+	}
+	if m.Copy == nil && m.CopyBlobsOf != 0 {
+		return req, invalidf("copy_blobs_of without a copy")
 	}
 	if c := m.Copy; c != nil {
 		if err := checkMailbox("mailbox", c.Mailbox); err != nil {
@@ -383,7 +410,15 @@ func DecodeDeliverRequest(b []byte) (DeliverRequest, error) {
 		if err := checkFlags(c.Flags); err != nil {
 			return req, err
 		}
-		hb, bb := fr[want-2], fr[want-1]
+		var hb, bb []byte
+		switch k := m.CopyBlobsOf; {
+		case k == 0:
+			hb, bb = fr[next], fr[next+1]
+		case k < 0 || k > len(m.Recipients) || m.Recipients[k-1].BlobsOf != 0:
+			return req, invalidf("copy_blobs_of must name a recipient with blobs of its own")
+		default:
+			hb, bb = req.Deliveries[k-1].HeaderBlob, req.Deliveries[k-1].BodyBlob
+		}
 		if err := checkSealed(c.Size, hb, bb); err != nil {
 			return req, err
 		}

@@ -140,6 +140,40 @@ func TestDecodeDeliver(t *testing.T) {
 			[]byte("h"), []byte("b")),
 		"copy to a bad mailbox": frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"","size":1}}`),
 			[]byte("h"), []byte("b"), []byte("ch"), []byte("cb")),
+		"blobs of itself": frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1,"blobs_of":1}]}`)),
+		"blobs of a later recipient": frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1,"blobs_of":2},`+
+			`{"address":"carol@example.org","size":1}]}`), []byte("h"), []byte("b")),
+		"blobs of a recipient without its own": frames([]byte(`{"recipients":[{"address":"a@example.org","size":1},`+
+			`{"address":"b@example.org","size":1,"blobs_of":1},{"address":"c@example.org","size":1,"blobs_of":2}]}`), []byte("h"), []byte("b")),
+		"negative blobs_of": frames([]byte(`{"recipients":[{"address":"a@example.org","size":1},{"address":"b@example.org","size":1,"blobs_of":-1}]}`),
+			[]byte("h"), []byte("b")),
+		"shared blobs sent anyway": frames([]byte(`{"recipients":[{"address":"a@example.org","size":1},{"address":"b@example.org","size":1,"blobs_of":1}]}`),
+			[]byte("h"), []byte("b"), []byte("h"), []byte("b")),
+		"copy_blobs_of without a copy": frames([]byte(`{"recipients":[{"address":"a@example.org","size":1}],"copy_blobs_of":1}`),
+			[]byte("h"), []byte("b")),
+		"copy_blobs_of out of range": frames([]byte(`{"recipients":[{"address":"a@example.org","size":1}],"copy":{"mailbox":"Sent","size":1},"copy_blobs_of":2}`),
+			[]byte("h"), []byte("b")),
+	}
+	// Shared blobs: sent once, decoded for every recipient and the copy.
+	shared := frames([]byte(`{"recipients":[{"address":"a@example.org","size":3},{"address":"b@example.org","size":3,"blobs_of":1},`+
+		`{"address":"c@example.org","size":4}],"copy":{"mailbox":"Sent","size":3},"copy_blobs_of":1}`),
+		[]byte("h1"), []byte("b1"), []byte("h3"), []byte("b3"))
+	if req, err := DecodeDeliverRequest(shared); err != nil || len(req.Deliveries) != 3 || req.Copy == nil ||
+		string(req.Deliveries[1].BodyBlob) != "b1" || string(req.Deliveries[1].HeaderBlob) != "h1" ||
+		string(req.Deliveries[2].BodyBlob) != "b3" || string(req.Copy.BodyBlob) != "b1" || string(req.Copy.HeaderBlob) != "h1" {
+		t.Fatalf("shared blobs decoded as %+v, %v", req, err)
+	}
+	// The encoder sends equal blobs once, and what it sends decodes back.
+	ds = []Delivery{{Recipient: "a@example.org", Size: 3, HeaderBlob: []byte("hx"), BodyBlob: []byte("bx")},
+		{Recipient: "b@example.org", Size: 3, HeaderBlob: []byte("hx"), BodyBlob: []byte("bx")},
+		{Recipient: "c@example.org", Size: 3, HeaderBlob: []byte("hx"), BodyBlob: []byte("other")}}
+	enc := deliverBody(ds, "Sent", &store.NewMessage{Size: 3, HeaderBlob: []byte("hx"), BodyBlob: []byte("bx")})
+	if n := bytes.Count(enc, []byte("bx")); n != 1 {
+		t.Fatalf("encoded body carries the shared blob %d times, want once", n)
+	}
+	if req, err := DecodeDeliverRequest(enc); err != nil || string(req.Deliveries[1].BodyBlob) != "bx" ||
+		string(req.Deliveries[2].BodyBlob) != "other" || string(req.Copy.BodyBlob) != "bx" {
+		t.Fatalf("encoded shared call decoded as %+v, %v", req, err)
 	}
 	withCopy := frames([]byte(`{"recipients":[{"address":"bob@example.org","size":1}],"copy":{"mailbox":"Sent","flags":["\\Seen"],"size":7}}`),
 		[]byte("h"), []byte("b"), []byte("ch"), []byte("cb"))
