@@ -34,6 +34,8 @@ const DefaultSubmissionMaxBytes = 50 << 20
 // refusal should be a *bridge.SendError, whose public text names the
 // recipient and the reason and is shown to the client. Send must return
 // nil only when every copy (recipients and Sent) is durably committed.
+// Send must not keep raw once it returns: the submission server reads the
+// next message into the same buffer.
 type Sender interface {
 	Addresses() []string
 	CheckRecipient(ctx context.Context, rcpt string) error
