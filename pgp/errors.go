@@ -29,4 +29,8 @@ var (
 	ErrNoKey = errors.New("pgp: no key found")
 	// ErrLimit: a structural limit (MIME parts, nesting depth) was exceeded.
 	ErrLimit = errors.New("pgp: limit exceeded")
+	// ErrTooManyParts and ErrTooDeep say which structural limit it was;
+	// both come wrapped with ErrLimit.
+	ErrTooManyParts = errors.New("too many MIME parts")
+	ErrTooDeep      = errors.New("MIME nesting too deep")
 )

@@ -79,16 +79,40 @@ type Summary struct {
 
 // summarizer carries the part budget across the recursion.
 type summarizer struct {
+	lim     Limits
 	parts   int
 	preview string
 	found   bool
+}
+
+// Limits bound the MIME structure Summarize walks. MaxParts counts every
+// entity, the message itself included; MaxDepth counts the levels below
+// the message (a multipart's part, an attached message/rfc822). A field
+// of zero or less takes the package default (MaxParts, MaxDepth).
+type Limits struct {
+	MaxParts int
+	MaxDepth int
 }
 
 // Summarize computes the Summary of an RFC 5322 message. Malformed MIME is
 // not an error: what cannot be parsed is described as text/plain. The only
 // errors are the structural limits (MaxParts, MaxDepth), wrapping ErrLimit.
 func Summarize(raw []byte) (*Summary, error) {
-	s := &summarizer{}
+	return SummarizeLimited(raw, Limits{})
+}
+
+// SummarizeLimited is Summarize with the structural limits lim, for a
+// caller that enforces its own (the MX refuses such mail at DATA). The
+// walk stops at the first entity past a limit, so a message of a million
+// parts or a thousand levels costs no more than the limit's worth.
+func SummarizeLimited(raw []byte, lim Limits) (*Summary, error) {
+	if lim.MaxParts <= 0 {
+		lim.MaxParts = MaxParts
+	}
+	if lim.MaxDepth <= 0 {
+		lim.MaxDepth = MaxDepth
+	}
+	s := &summarizer{lim: lim}
 	hdr, body, h := splitMessage(raw)
 	part, err := s.part(h, body, 0)
 	if err != nil {
@@ -128,11 +152,11 @@ func splitMessage(raw []byte) (hdr, body []byte, h textproto.Header) {
 
 func (s *summarizer) part(h textproto.Header, body []byte, depth int) (Part, error) {
 	s.parts++
-	if s.parts > MaxParts {
-		return Part{}, fmt.Errorf("%w: more than %d MIME parts", ErrLimit, MaxParts)
+	if s.parts > s.lim.MaxParts {
+		return Part{}, fmt.Errorf("%w: %w: more than %d", ErrLimit, ErrTooManyParts, s.lim.MaxParts)
 	}
-	if depth > MaxDepth {
-		return Part{}, fmt.Errorf("%w: MIME nesting deeper than %d", ErrLimit, MaxDepth)
+	if depth > s.lim.MaxDepth {
+		return Part{}, fmt.Errorf("%w: %w: deeper than %d", ErrLimit, ErrTooDeep, s.lim.MaxDepth)
 	}
 	mh := message.Header{Header: h}
 	p := Part{Type: "text", Subtype: "plain", Params: map[string]string{"charset": "us-ascii"}}

@@ -3,37 +3,30 @@ package smtpd
 import (
 	"bytes"
 	"errors"
-	"mime"
 	"strings"
 )
 
-// Limit errors found by mxCheckMessage before anything is sealed. They are
+// Limit errors found by mxCheckMessage before anything is parsed. They are
 // internal: the session maps each to a fixed SMTP reply.
 var (
 	ErrBareNewline   = errors.New("smtpd: bare CR or LF in message")
 	ErrHeaderTooBig  = errors.New("smtpd: header section too large")
-	ErrTooManyParts  = errors.New("smtpd: too many MIME parts")
-	ErrTooDeep       = errors.New("smtpd: MIME nesting too deep")
 	ErrNoHeaderBreak = errors.New("smtpd: message has no header/body separator")
 )
 
-// mxLimits are the structural limits applied to every message; go-message
-// parses any depth and part count, so we bound them before it ever sees one.
-type mxLimits struct {
-	MaxHeaderBytes int
-	MaxParts       int
-	MaxDepth       int
-}
-
 // mxCheckMessage verifies that raw (the dot-unstuffed DATA) uses CRLF line
-// ends only and stays within the limits. It reads raw once per nesting level
-// and allocates nothing proportional to the part count.
-func mxCheckMessage(raw []byte, lim mxLimits) error {
+// ends only and that its header section is at most maxHeaderBytes (0: no
+// limit). These are byte checks; the MIME structure (part count, nesting
+// depth) is bounded by pgp.SummarizeLimited, which walks it with go-message
+// and stops at the first entity past a limit.
+func mxCheckMessage(raw []byte, maxHeaderBytes int) error {
 	if err := mxCheckNewlines(raw); err != nil {
 		return err
 	}
-	parts := 0
-	return mxCheckEntity(raw, lim, 0, &parts)
+	if hdr, _ := mxSplitHeader(raw); maxHeaderBytes > 0 && len(hdr) > maxHeaderBytes {
+		return ErrHeaderTooBig
+	}
+	return nil
 }
 
 // mxCheckNewlines rejects any CR not followed by LF and any LF not preceded
@@ -100,90 +93,4 @@ func mxHeaderValue(hdr []byte, name string) string {
 		}
 	}
 	return strings.TrimSpace(string(val))
-}
-
-// mxCheckEntity checks one MIME entity at the given depth and recurses into
-// multipart bodies and message/rfc822 parts, counting parts globally.
-func mxCheckEntity(ent []byte, lim mxLimits, depth int, parts *int) error {
-	if lim.MaxDepth > 0 && depth > lim.MaxDepth {
-		return ErrTooDeep
-	}
-	hdr, body := mxSplitHeader(ent)
-	if lim.MaxHeaderBytes > 0 && len(hdr) > lim.MaxHeaderBytes {
-		return ErrHeaderTooBig
-	}
-	ct := mxHeaderValue(hdr, "Content-Type")
-	if ct == "" {
-		return nil
-	}
-	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil {
-		// A malformed Content-Type is treated as text/plain (RFC 2045
-		// section 5.2), so it cannot hide structure from us.
-		return nil
-	}
-	switch {
-	case strings.HasPrefix(mt, "multipart/"):
-		return mxCheckMultipart(body, params["boundary"], lim, depth, parts)
-	case mt == "message/rfc822" || mt == "message/global":
-		return mxCheckEntity(body, lim, depth+1, parts)
-	}
-	return nil
-}
-
-func mxCheckMultipart(body []byte, boundary string, lim mxLimits, depth int, parts *int) error {
-	if boundary == "" || len(boundary) > 70 {
-		return nil
-	}
-	delim := []byte("\r\n--" + boundary)
-	// next finds the delimiter at or after pos; the first one may open the
-	// body without a preceding CRLF, and we avoid copying body to add one.
-	next := func(pos int) (at, after int) {
-		if pos == 0 && bytes.HasPrefix(body, delim[2:]) {
-			return 0, len(delim) - 2
-		}
-		i := bytes.Index(body[pos:], delim)
-		if i < 0 {
-			return -1, -1
-		}
-		return pos + i, pos + i + len(delim)
-	}
-	start := -1
-	for pos := 0; pos <= len(body); {
-		i, after := next(pos)
-		if i < 0 {
-			break
-		}
-		closing := bytes.HasPrefix(body[after:], []byte("--"))
-		if start >= 0 {
-			*parts++
-			if lim.MaxParts > 0 && *parts > lim.MaxParts {
-				return ErrTooManyParts
-			}
-			if err := mxCheckEntity(body[start:i], lim, depth+1, parts); err != nil {
-				return err
-			}
-		}
-		if closing {
-			return nil
-		}
-		// The part begins after the rest of the delimiter line; the search
-		// resumes at that line's CRLF so an empty part is still seen.
-		eol := bytes.Index(body[after:], []byte("\r\n"))
-		if eol < 0 {
-			return nil
-		}
-		pos = after + eol
-		start = pos + 2
-	}
-	if start >= 0 && start <= len(body) {
-		// An unterminated last part is still a part to every lenient
-		// parser downstream, so it is checked like the others.
-		*parts++
-		if lim.MaxParts > 0 && *parts > lim.MaxParts {
-			return ErrTooManyParts
-		}
-		return mxCheckEntity(body[start:], lim, depth+1, parts)
-	}
-	return nil
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"smessenger/internal/store"
+	"smessenger/pgp"
 )
 
 // Fixed replies. Their text is generic on purpose: no internal detail goes
@@ -146,8 +147,7 @@ func (s *mxSession) Data(r io.Reader) error {
 		return mxDataReadError(err)
 	}
 	raw := buf[mxHeadroom:]
-	lim := mxLimits{MaxHeaderBytes: s.mx.cfg.MaxHeaderBytes, MaxParts: s.mx.cfg.MaxParts, MaxDepth: s.mx.cfg.MaxDepth}
-	if err := mxCheckMessage(raw, lim); err != nil {
+	if err := mxCheckMessage(raw, s.mx.cfg.MaxHeaderBytes); err != nil {
 		return mxLimitReply(err)
 	}
 	hdr, _ := mxSplitHeader(raw)
@@ -159,7 +159,12 @@ func (s *mxSession) Data(r io.Reader) error {
 	if ar.reject {
 		return replyDMARCReject
 	}
-	return s.deliver(mxPrepend(buf, ar.header))
+	msg := mxPrepend(buf, ar.header)
+	sum, err := pgp.SummarizeLimited(msg, pgp.Limits{MaxParts: s.mx.cfg.MaxParts, MaxDepth: s.mx.cfg.MaxDepth})
+	if err != nil {
+		return mxLimitReply(err)
+	}
+	return s.deliver(msg, pgp.EncodeSummary(sum))
 }
 
 // deliver seals msg once per distinct account and appends it to INBOX.
@@ -167,7 +172,7 @@ func (s *mxSession) Data(r io.Reader) error {
 // sessions: the store's group commit then shares one fsync among them. A
 // failure after some appends makes the sender retry: a duplicate is better
 // than a loss.
-func (s *mxSession) deliver(msg []byte) error {
+func (s *mxSession) deliver(msg, summary []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var accts []store.AccountID
@@ -181,7 +186,7 @@ func (s *mxSession) deliver(msg []byte) error {
 			s.mx.log.Warn("mx: recipient key unavailable", "err", err)
 			return replyTempFail
 		}
-		b, err := mxSeal(msg, key)
+		b, err := mxSeal(summary, msg, key)
 		if err != nil {
 			s.mx.log.Warn("mx: sealing failed", "err", err)
 			return replyTooComplex

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"smessenger/pgp"
 	"testing"
 
 	"smessenger/internal/dnsres"
@@ -84,7 +85,6 @@ func TestParseSPFErrors(t *testing.T) {
 }
 
 func TestMXCheckMessage(t *testing.T) {
-	lim := mxLimits{MaxHeaderBytes: 100, MaxParts: 3, MaxDepth: 2}
 	cases := []struct {
 		name, msg string
 		want      error
@@ -93,15 +93,38 @@ func TestMXCheckMessage(t *testing.T) {
 		{"bare LF", "Subject: a\n\r\nb\r\n", ErrBareNewline},
 		{"bare CR", "Subject: a\r\n\r\nb\rc\r\n", ErrBareNewline},
 		{"header", "X: " + string(make([]byte, 200)) + "\r\n\r\n", ErrHeaderTooBig},
-		{"parts ok", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\na\r\n--q\r\n\r\nb\r\n--q--\r\n", nil},
-		{"parts", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n--q\r\n\r\n--q\r\n\r\n--q\r\n\r\n--q--\r\n", ErrTooManyParts},
-		{"depth", "Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\ny\r\n--b--\r\n--a--\r\n", ErrTooDeep},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			err := mxCheckMessage([]byte(c.msg), lim)
+			err := mxCheckMessage([]byte(c.msg), 100)
 			if !errors.Is(err, c.want) && !(err == nil && c.want == nil) {
 				t.Fatalf("got %v, want %v", err, c.want)
+			}
+		})
+	}
+}
+
+// TestMXSummaryLimits: the MIME limits of the MX config reach
+// pgp.SummarizeLimited, which counts the message itself among the parts
+// and every multipart part and attached message as a level.
+func TestMXSummaryLimits(t *testing.T) {
+	lim := pgp.Limits{MaxParts: 4, MaxDepth: 2}
+	cases := []struct {
+		name, msg string
+		want      error
+	}{
+		{"parts ok", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\na\r\n--q\r\n\r\nb\r\n--q--\r\n", nil},
+		{"parts", "Content-Type: multipart/mixed; boundary=q\r\n\r\n--q\r\n\r\n--q\r\n\r\n--q\r\n\r\n--q\r\n\r\n--q--\r\n", pgp.ErrTooManyParts},
+		{"depth", "Content-Type: multipart/mixed; boundary=a\r\n\r\n--a\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\nContent-Type: message/rfc822\r\n\r\nSubject: x\r\n\r\ny\r\n--b--\r\n--a--\r\n", pgp.ErrTooDeep},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := pgp.SummarizeLimited([]byte(c.msg), lim)
+			if !errors.Is(err, c.want) && !(err == nil && c.want == nil) {
+				t.Fatalf("got %v, want %v", err, c.want)
+			}
+			if c.want != nil && !errors.Is(err, pgp.ErrLimit) {
+				t.Fatalf("%v does not wrap pgp.ErrLimit", err)
 			}
 		})
 	}
