@@ -10,28 +10,20 @@ import (
 	"smessenger/internal/store"
 )
 
-// Bodies are kept in the cache in pieces that fit two to a page of the
-// cache file. A body that fits in one is one sealed value in the bodies
-// bucket. A larger one is a sealed manifest there (its chunk count, total
-// size and a random generation) and its chunks in the bodychunks bucket,
-// each sealed with an AAD that names the generation and count, so chunks
-// of two writes of the same body, or a truncated set, do not open.
+// Bodies are kept in the cache in pieces of at most bodyChunk bytes. A body
+// that fits in one is one sealed value in the bodies bucket, as it always
+// was. A larger one is a sealed manifest there (its chunk count, total size
+// and a random generation) and its chunks in the bodychunks bucket, each
+// sealed with an AAD that names the generation and count, so chunks of two
+// writes of the same body, or a truncated set, do not open.
 //
-// Why: bbolt keeps a value inline in its leaf page, a leaf holds at least
-// two values, and a write loads the leaf it lands in and writes it whole
-// again. With multi-page values every body write also rewrote the body
-// before it (a 10 KB Sent copy cost 47 KB of fresh page buffers, all
-// written out); with half-page chunks appended in key order, a write
-// dirties at most the tail page of the previous body. Caches written with
-// larger chunks (64 KiB, before) are still read: the manifest's count and
-// size say how the body was cut.
-
-// bodyChunkFor is the chunk size of a cache file with pages of pageSize
-// bytes: two sealed chunks, with their leaf elements (16 bytes) and 12-byte
-// keys, fill a page after its 16-byte header.
-func bodyChunkFor(pageSize int) int {
-	return max((pageSize-16)/2-16-12-sealOverhead, 1024)
-}
+// Why: bbolt keeps a value inline in its leaf page and rewrites the whole
+// leaf, neighbours included, on every insert next to it; a tree of
+// multi-megabyte values made every body write copy several of them (heap
+// and mapped file pages alike). With bounded values, a write costs about
+// its own size, and a read decrypts the chunks straight into one buffer of
+// the body's size.
+const bodyChunk = 64 << 10
 
 // manifestLen is the plaintext size of a chunk manifest: count, size and
 // generation.
@@ -47,26 +39,20 @@ func chunkKey(id store.MessageID, n uint32) []byte {
 
 // putBody stores body under id, replacing what was there.
 func (c *cache) putBody(tx *bolt.Tx, id store.MessageID, body []byte) error {
-	return c.putBodySized(tx, id, body, bodyChunkFor(tx.DB().Info().PageSize))
-}
-
-// putBodySized is putBody cutting the body in chunks of size bytes.
-func (c *cache) putBodySized(tx *bolt.Tx, id store.MessageID, body []byte, size int) error {
 	defer c.noteMapped(tx, len(body))
 	if err := c.deleteChunks(tx, id); err != nil {
 		return err
 	}
 	k := u64key(uint64(id))
-	if len(body) <= size {
+	if len(body) <= bodyChunk {
 		return tx.Bucket(bucketBodies).Put(k, c.s.seal(body, aadFor(bucketBodies, nil, k)))
 	}
-	count := uint32((len(body) + size - 1) / size)
+	count := uint32((len(body) + bodyChunk - 1) / bodyChunk)
 	gen := randomBytes(8)
 	sub := chunkSub(gen, count)
 	chunks := tx.Bucket(bucketChunks)
-	chunks.FillPercent = 1 // keys grow within a body and ids mostly grow: fill pages in pairs
 	for n := uint32(0); n < count; n++ {
-		part := body[int(n)*size : min(len(body), int(n+1)*size)]
+		part := body[int(n)*bodyChunk : min(len(body), int(n+1)*bodyChunk)]
 		ck := chunkKey(id, n)
 		if err := chunks.Put(ck, c.s.seal(part, aadFor(bucketChunks, sub, ck))); err != nil {
 			return err
@@ -120,7 +106,7 @@ func (c *cache) getChunks(tx *bolt.Tx, id store.MessageID, m []byte) ([]byte, er
 	size := binary.BigEndian.Uint64(m[4:])
 	// A manifest that opened was written by us; these checks only keep a
 	// bug from turning into a huge allocation.
-	if count == 0 || size > maxBodyBlob || uint64(count) > size {
+	if count == 0 || size > maxBodyBlob || uint64(count) != (size+bodyChunk-1)/bodyChunk {
 		return nil, fmt.Errorf("bridge: cached body manifest: %w", errRecord)
 	}
 	sub := chunkSub(m[12:], count)

@@ -67,7 +67,6 @@ func (c *cache) chunkKeys(t *testing.T, id store.MessageID) int {
 // one-piece layout of any size still reads.
 func TestBodyChunks(t *testing.T) {
 	c := newTestCache(t)
-	bodyChunk := c.bodyChunk()
 	sizes := []int{0, 1, bodyChunk - 1, bodyChunk, bodyChunk + 1, 3*bodyChunk + 5, 1 << 20}
 	for i, n := range sizes {
 		t.Run(strconv.Itoa(n), func(t *testing.T) {
@@ -115,46 +114,6 @@ func TestBodyChunks(t *testing.T) {
 	if got, err := c.getBody(200); err != nil || !bytes.Equal(got, old) {
 		t.Fatalf("one-piece body: %d bytes, %v", len(got), err)
 	}
-	// Chunks of 64 KiB, as caches were written before chunks fit a page.
-	legacy := randomBody(12, 3<<16+7)
-	if err := c.db.Update(func(tx *bolt.Tx) error { return c.putBodySized(tx, 300, legacy, 64<<10) }); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := c.getBody(300); err != nil || !bytes.Equal(got, legacy) || c.chunkKeys(t, 300) != 4 {
-		t.Fatalf("64 KiB chunks: %d bytes, %v, %d chunks", len(got), err, c.chunkKeys(t, 300))
-	}
-}
-
-// bodyChunk is the chunk size of c's file.
-func (c *cache) bodyChunk() int { return bodyChunkFor(c.db.Info().PageSize) }
-
-// TestBodyChunksFitPages: a chunk and its key fill half a page, so a run
-// of 10 KB bodies written in id order leaves the file with about as many
-// pages as the bodies need, not the multi-page leaves of whole values.
-func TestBodyChunksFitPages(t *testing.T) {
-	c := newTestCache(t)
-	const n, size = 200, 10 << 10
-	for i := range n {
-		c.put(t, store.MessageID(i+1), randomBody(uint64(i), size))
-	}
-	var leaves, overflow int
-	err := c.db.View(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketBodies, bucketChunks} {
-			st := tx.Bucket(b).Stats()
-			leaves, overflow = leaves+st.LeafPageN, overflow+st.LeafOverflowN
-		}
-		return nil
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Each body is full chunks, two to a page, and a short tail chunk
-	// that shares the page of the one before it.
-	chunks := (size + c.bodyChunk() - 1) / c.bodyChunk()
-	pages := n*((chunks+1)/2) + n/20 // and the manifests, dozens to a page
-	if overflow > 1 || leaves > pages+4 {
-		t.Fatalf("%d leaf pages (%d overflow) for %d bodies of %d bytes; want at most %d, none overflowing", leaves, overflow, n, size, pages)
-	}
 }
 
 // TestBodyChunksTampered: a missing chunk, a chunk moved from another
@@ -162,7 +121,6 @@ func TestBodyChunksFitPages(t *testing.T) {
 // another id all fail to read with an error, never a wrong body.
 func TestBodyChunksTampered(t *testing.T) {
 	c := newTestCache(t)
-	bodyChunk := c.bodyChunk()
 	a, b := randomBody(1, 3*bodyChunk), randomBody(2, 3*bodyChunk)
 	c.put(t, 1, a)
 	c.put(t, 2, b)
