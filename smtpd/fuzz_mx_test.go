@@ -6,12 +6,12 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"smessenger/pgp"
 	"strings"
 	"testing"
 
 	"smessenger/internal/dnsres"
 	"smessenger/internal/store"
+	"smessenger/pgp"
 )
 
 // FuzzMXData feeds what the MX parses before sealing: the newline and

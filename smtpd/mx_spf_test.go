@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"smessenger/pgp"
 	"testing"
 
 	"smessenger/internal/dnsres"
+	"smessenger/pgp"
 )
 
 func TestCheckSPF(t *testing.T) {

@@ -375,6 +375,9 @@ func DecodeDeliverRequest(b []byte) (DeliverRequest, error) {
 			want += 2
 		}
 	}
+	if k := m.CopyBlobsOf; k != 0 && (m.Copy == nil || k < 0 || k > len(m.Recipients) || m.Recipients[k-1].BlobsOf != 0) {
+		return req, invalidf("copy_blobs_of must come with a copy and name a recipient with blobs of its own")
+	}
 	if m.Copy != nil && m.CopyBlobsOf == 0 {
 		want += 2
 	}
@@ -400,9 +403,6 @@ func DecodeDeliverRequest(b []byte) (DeliverRequest, error) {
 		}
 		req.Deliveries[i] = Delivery{Recipient: rc.Address, Size: rc.Size, HeaderBlob: hb, BodyBlob: bb}
 	}
-	if m.Copy == nil && m.CopyBlobsOf != 0 {
-		return req, invalidf("copy_blobs_of without a copy")
-	}
 	if c := m.Copy; c != nil {
 		if err := checkMailbox("mailbox", c.Mailbox); err != nil {
 			return req, err
@@ -411,13 +411,10 @@ func DecodeDeliverRequest(b []byte) (DeliverRequest, error) {
 			return req, err
 		}
 		var hb, bb []byte
-		switch k := m.CopyBlobsOf; {
-		case k == 0:
-			hb, bb = fr[next], fr[next+1]
-		case k < 0 || k > len(m.Recipients) || m.Recipients[k-1].BlobsOf != 0:
-			return req, invalidf("copy_blobs_of must name a recipient with blobs of its own")
-		default:
+		if k := m.CopyBlobsOf; k != 0 {
 			hb, bb = req.Deliveries[k-1].HeaderBlob, req.Deliveries[k-1].BodyBlob
+		} else {
+			hb, bb = fr[next], fr[next+1]
 		}
 		if err := checkSealed(c.Size, hb, bb); err != nil {
 			return req, err
