@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"fmt"
 	"io"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -211,4 +212,30 @@ func BenchmarkOpenStream10MB(b *testing.B) {
 		}
 	}
 	done()
+}
+
+// BenchmarkSummarize10KB: what the MX pays per message before sealing, for
+// a 10 KB plain-text message of the kind its benchmark sends, and for a
+// multipart one with an attachment.
+func BenchmarkSummarize10KB(b *testing.B) {
+	plain := []byte("From: Bob <bob@sender.test>\r\nTo: alice@example.org\r\nSubject: bench\r\n" +
+		"Date: Sat, 01 Jun 2024 12:00:00 +0000\r\nMessage-ID: <1@sender.test>\r\n" +
+		"MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n" +
+		strings.Repeat(strings.Repeat("x", 99)+"\r\n", 100))
+	multi := fixture(b, "attachment.eml")
+	multi = append(multi[:len(multi):len(multi)], bytes.Repeat([]byte("filler line of text\r\n"), (10<<10-len(multi))/21)...)
+	for _, c := range []struct {
+		name string
+		raw  []byte
+	}{{"plain", plain}, {"multipart", multi}} {
+		b.Run(c.name, func(b *testing.B) {
+			b.SetBytes(int64(len(c.raw)))
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := SummarizeLimited(c.raw, Limits{}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/emersion/go-message"
+	"github.com/emersion/go-message/textproto"
 )
 
 // IsEncrypted reports whether msg is a PGP/MIME encrypted message (a
@@ -13,6 +14,11 @@ import (
 // armored PGP MESSAGE.
 func IsEncrypted(msg []byte) bool {
 	_, body, h := splitMessage(msg)
+	return isEncrypted(h, body)
+}
+
+// isEncrypted is IsEncrypted over a message already split.
+func isEncrypted(h textproto.Header, body []byte) bool {
 	mh := message.Header{Header: h}
 	t, params, err := mh.ContentType()
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"net/mail"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -125,7 +126,7 @@ func SummarizeLimited(raw []byte, lim Limits) (*Summary, error) {
 		Preview:   s.preview,
 		Envelope:  envelopeOf(h),
 		Structure: part,
-		Encrypted: IsEncrypted(raw),
+		Encrypted: isEncrypted(h, body),
 	}, nil
 }
 
@@ -134,9 +135,12 @@ func SummarizeLimited(raw []byte, lim Limits) (*Summary, error) {
 // the message is then treated as text/plain.
 func splitMessage(raw []byte) (hdr, body []byte, h textproto.Header) {
 	rd := bytes.NewReader(raw)
-	br := bufio.NewReader(rd)
+	br := headerReaders.Get().(*bufio.Reader)
+	br.Reset(rd)
 	parsed, err := textproto.ReadHeader(br)
 	off := len(raw) - rd.Len() - br.Buffered()
+	br.Reset(nil)
+	headerReaders.Put(br)
 	if err != nil {
 		// Fall back to the first blank line for the split.
 		if i := bytes.Index(raw, []byte("\r\n\r\n")); i >= 0 {
@@ -149,6 +153,11 @@ func splitMessage(raw []byte) (hdr, body []byte, h textproto.Header) {
 	}
 	return raw[:off], raw[off:], parsed
 }
+
+// headerReaders recycles splitMessage's buffered readers: every summary
+// and every PGP/MIME check parses at least one header, and ReadHeader
+// copies what it keeps, so nothing refers to a reader after its return.
+var headerReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4096) }}
 
 func (s *summarizer) part(h textproto.Header, body []byte, depth int) (Part, error) {
 	s.parts++
@@ -245,7 +254,9 @@ func (s *summarizer) children(p *Part, body []byte, depth int) error {
 // that follow it. Should they differ (two parts starting alike, or a
 // reader that transforms), the part is copied as before.
 func readPart(body []byte, from int, part io.Reader) ([]byte, int, error) {
-	buf := make([]byte, 32<<10)
+	bp := partBuffers.Get().(*[]byte)
+	defer partBuffers.Put(bp)
+	buf := *bp
 	n, err := io.ReadFull(part, buf)
 	done, err := readDone(err)
 	if err != nil {
@@ -268,6 +279,10 @@ func readPart(body []byte, from int, part io.Reader) ([]byte, int, error) {
 	}
 	return body[start:end], end, nil
 }
+
+// partBuffers recycles readPart's comparison buffers; what readPart
+// returns is a slice of body or a copy, never the buffer.
+var partBuffers = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
 // readDone maps io.ReadFull's end-of-part errors to done.
 func readDone(err error) (bool, error) {
@@ -300,9 +315,11 @@ func (s *summarizer) takePreview(mh message.Header, body []byte, subtype string)
 		limit = 32 << 10
 	}
 	text := body
-	if e, err := message.New(mh, bytes.NewReader(body)); err == nil || message.IsUnknownCharset(err) {
-		if b, err := io.ReadAll(io.LimitReader(e.Body, int64(limit))); err == nil || len(b) > 0 {
-			text = b
+	if !plainBytes(mh) {
+		if e, err := message.New(mh, bytes.NewReader(body)); err == nil || message.IsUnknownCharset(err) {
+			if b, err := io.ReadAll(io.LimitReader(e.Body, int64(limit))); err == nil || len(b) > 0 {
+				text = b
+			}
 		}
 	}
 	if len(text) > limit {
@@ -314,6 +331,26 @@ func (s *summarizer) takePreview(mh message.Header, body []byte, subtype string)
 	}
 	s.preview = collapse(str, previewLen)
 	s.found = subtype == "plain" || s.preview != ""
+}
+
+// plainBytes reports whether a text part's body is its text as it is: no
+// transfer encoding to undo and a charset that needs no conversion, so the
+// preview can be cut from the body without a decoding reader and a copy.
+func plainBytes(mh message.Header) bool {
+	switch strings.ToLower(strings.TrimSpace(mh.Get("Content-Transfer-Encoding"))) {
+	case "", "7bit", "8bit", "binary":
+	default:
+		return false
+	}
+	_, params, err := mh.ContentType()
+	if err != nil {
+		return false
+	}
+	switch strings.ToLower(params["charset"]) {
+	case "", "us-ascii", "utf-8", "utf8":
+		return true
+	}
+	return false
 }
 
 var (

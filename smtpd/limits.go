@@ -67,6 +67,23 @@ func mxSplitHeader(raw []byte) (hdr, body []byte) {
 	return raw, nil
 }
 
+// mxHasField reports whether hdr has a field named name (case-insensitive),
+// whatever its value.
+func mxHasField(hdr []byte, name string) bool {
+	for len(hdr) > 0 {
+		line := hdr
+		if i := bytes.Index(hdr, []byte("\r\n")); i >= 0 {
+			line, hdr = hdr[:i], hdr[i+2:]
+		} else {
+			hdr = nil
+		}
+		if k, _, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(bytes.TrimSpace(k), []byte(name)) {
+			return true
+		}
+	}
+	return false
+}
+
 // mxHeaderValue returns the unfolded value of the first field named name in
 // hdr, or "". It walks hdr line by line and never builds a map.
 func mxHeaderValue(hdr []byte, name string) string {
