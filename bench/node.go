@@ -21,6 +21,7 @@ import (
 	"smessenger/internal/server"
 	"smessenger/internal/store"
 	"smessenger/internal/store/bolt"
+	"smessenger/internal/store/redis"
 	"smessenger/smtpd"
 )
 
@@ -47,6 +48,7 @@ func runNode(args []string) error {
 	users := fs.String("users", "", "comma-separated addresses to create")
 	devices := fs.Int("devices", 0, "idle-stream devices to register for idle@"+benchDomain)
 	deviceFile := fs.String("device-file", "", "where to write the devices' private keys (hex, one a line)")
+	redisURL := fs.String("redis-url", "", "use this Redis server as the store instead of bbolt in -dir")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -66,7 +68,12 @@ func runNode(args []string) error {
 	}
 	cfg.HandshakesPerMinute = -1
 	cfg.Limits.CallsPerSecond = -1
-	st, err := bolt.Open(cfg.BoltPath(), bolt.Options{})
+	var st store.Store
+	if *redisURL != "" {
+		st, err = redis.Open(ctx, *redisURL)
+	} else {
+		st, err = bolt.Open(cfg.BoltPath(), bolt.Options{})
+	}
 	if err != nil {
 		return err
 	}

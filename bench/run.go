@@ -39,6 +39,8 @@ type run struct {
 
 	mxOurs, mxPeer, subPeer  figures
 	mxErr, mxPeerErr         error
+	mxRedis                  figures // the MX on a redis-server store
+	mxRedisErr               error
 	sub                      loadResult
 	subErr                   error
 	bridgeInfo               bridgeReady
@@ -79,7 +81,7 @@ func (r *run) cleanup() {
 	if r.node != nil {
 		_ = r.node.stop()
 	}
-	for _, d := range []string{"node", "idle-node", "alice", "alice-cli", "bob", "smessenger"} {
+	for _, d := range []string{"node", "node-redis", "redis", "idle-node", "alice", "alice-cli", "bob", "bob-redis", "smessenger"} {
 		_ = os.RemoveAll(filepath.Join(r.dir, d))
 	}
 }
@@ -124,6 +126,7 @@ func (r *run) all() {
 		r.mxLoad()
 		r.nodeMXHWM, _ = procStatusKB(r.node.pid(), "VmHWM")
 		r.smtpPeers()
+		r.redisMX()
 		if r.o.mxOnly {
 			corpusErr = errors.New("skipped (-mx-only)")
 		}
