@@ -34,6 +34,7 @@ type options struct {
 	n           int
 	runs        int
 	mxMessages  int
+	mxRuns      int
 	subMessages int
 	idle        int
 	skipPeers   bool
@@ -77,7 +78,8 @@ func parseOptions(args []string) (options, error) {
 	fs.StringVar(&o.md, "md", "", "also write the report (machine, command, table, notes) to this Markdown file")
 	fs.IntVar(&o.n, "n", 5000, "corpus size (messages)")
 	fs.IntVar(&o.runs, "runs", 3, "IMAP runs per figure (medians), for us and Dovecot")
-	fs.IntVar(&o.mxMessages, "mx-messages", 2000, "messages per smtp-source run against the MX and the sink")
+	fs.IntVar(&o.mxMessages, "mx-messages", 5000, "messages per smtp-source run against the MX and the sink (smtp_bench.py's default)")
+	fs.IntVar(&o.mxRuns, "mx-runs", 5, "smtp_bench.py runs per MX figure, ours and the sink's; each figure is their median (smtp_bench.py's default)")
 	fs.IntVar(&o.subMessages, "sub-messages", 400, "messages of the submission load")
 	fs.IntVar(&o.idle, "idle", 10000, "idle device event streams (0: skip)")
 	fs.BoolVar(&o.skipPeers, "skip-peers", false, "measure only our side")
@@ -90,8 +92,8 @@ func parseOptions(args []string) (options, error) {
 	if o.mxOnly {
 		o.skipIdle, o.skipCrypto = true, true
 	}
-	if o.n <= 0 || o.runs <= 0 || o.mxMessages <= 0 || o.subMessages <= 0 {
-		return o, fmt.Errorf("bench: -n, -runs, -mx-messages and -sub-messages must be positive")
+	if o.n <= 0 || o.runs <= 0 || o.mxMessages <= 0 || o.mxRuns <= 0 || o.subMessages <= 0 {
+		return o, fmt.Errorf("bench: -n, -runs, -mx-messages, -mx-runs and -sub-messages must be positive")
 	}
 	abs, err := filepath.Abs(o.shared)
 	if err != nil {

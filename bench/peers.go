@@ -68,8 +68,8 @@ func (s scripts) setup() error {
 
 // smtp runs smtp_bench.py: against target if set, else smtp-source against
 // its own smtp-sink (the peer).
-func (s scripts) smtp(name, target string, messages, sessions, size int, smtplib bool) (figures, error) {
-	args := []string{"python3", "smtp_bench.py", "--runs", "1", "--messages", fmt.Sprint(messages),
+func (s scripts) smtp(name, target string, runs, messages, sessions, size int, smtplib bool) (figures, error) {
+	args := []string{"python3", "smtp_bench.py", "--runs", fmt.Sprint(runs), "--messages", fmt.Sprint(messages),
 		"--sessions", fmt.Sprint(sessions), "--size", fmt.Sprint(size), "--run-timeout", "120",
 		"--max-seconds", "400", "--from", "bench@sender.test", "--to", "bob@" + benchDomain}
 	if target != "" {

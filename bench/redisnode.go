@@ -108,7 +108,7 @@ func (r *run) redisMX() {
 		_ = node.stop()
 		return
 	}
-	r.mxRedis, r.mxRedisErr = r.sc.smtp("smtp-target-redis", info.MX, r.o.mxMessages, 20, 10240, false)
+	r.mxRedis, r.mxRedisErr = r.sc.smtp("smtp-target-redis", info.MX, r.o.mxRuns, r.o.mxMessages, 20, 10240, false)
 	if err := node.stop(); err != nil {
 		r.note("redis node stop: %v", err)
 	}

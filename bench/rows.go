@@ -56,9 +56,9 @@ func (r *run) smtpRows() []row {
 		sub = measured(r.sub.rate())
 	}
 	return []row{
-		{fmt.Sprintf("MX accept 10 KB, 20 senders, smtp-source -d (sealed + bbolt commit), %d msgs", r.o.mxMessages), "msgs/s",
+		{fmt.Sprintf("MX accept 10 KB, 20 senders, smtp-source -d (sealed + bbolt commit), median of %d runs of %d msgs", r.o.mxRuns, r.o.mxMessages), "msgs/s",
 			pick(r.mxOurs, r.mxErr, "smtp_source_reuse_msgs_per_s", src), pick(r.mxPeer, r.mxPeerErr, "smtp_source_reuse_msgs_per_s", sink), peer},
-		{fmt.Sprintf("MX accept 10 KB, 20 senders, smtp-source -d (sealed + Redis commit, appendfsync always), %d msgs", r.o.mxMessages), "msgs/s",
+		{fmt.Sprintf("MX accept 10 KB, 20 senders, smtp-source -d (sealed + Redis commit, appendfsync always), median of %d runs of %d msgs", r.o.mxRuns, r.o.mxMessages), "msgs/s",
 			pick(r.mxRedis, r.mxRedisErr, "smtp_source_reuse_msgs_per_s", src), pick(r.mxPeer, r.mxPeerErr, "smtp_source_reuse_msgs_per_s", sink), peer},
 		{"MX accept 10 KB, 20 senders, new connection per message", "msgs/s",
 			pick(r.mxOurs, r.mxErr, "smtp_source_connect_msgs_per_s", src), pick(r.mxPeer, r.mxPeerErr, "smtp_source_connect_msgs_per_s", sink), peer},

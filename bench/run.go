@@ -202,7 +202,7 @@ func (r *run) login(addr, dir string, key []byte) bridge.LoginConfig {
 // mxLoad aims smtp_bench.py at the node's MX (20 sessions, 10 KB).
 func (r *run) mxLoad() {
 	defer r.step("MX load (smtp_bench.py --target)")()
-	r.mxOurs, r.mxErr = r.sc.smtp("smtp-target", r.nodeInfo.MX, r.o.mxMessages, 20, 10240, true)
+	r.mxOurs, r.mxErr = r.sc.smtp("smtp-target", r.nodeInfo.MX, r.o.mxRuns, r.o.mxMessages, 20, 10240, true)
 }
 
 // bridgeBench loads the corpus, starts the bridge (cold sync), runs the
@@ -298,6 +298,6 @@ func (r *run) smtpPeers() {
 		return
 	}
 	defer r.step("peer: smtp-source -> smtp-sink")()
-	r.mxPeer, r.mxPeerErr = r.sc.smtp("smtp-sink-20", "", r.o.mxMessages, 20, 10240, true)
-	r.subPeer, _ = r.sc.smtp("smtp-sink-8", "", r.o.subMessages, 8, 10240, false)
+	r.mxPeer, r.mxPeerErr = r.sc.smtp("smtp-sink-20", "", r.o.mxRuns, r.o.mxMessages, 20, 10240, true)
+	r.subPeer, _ = r.sc.smtp("smtp-sink-8", "", 1, r.o.subMessages, 8, 10240, false)
 }
