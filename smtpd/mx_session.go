@@ -139,6 +139,10 @@ func (s *mxSession) Data(r io.Reader) error {
 	}
 	conn := s.conn.Conn()
 	_ = conn.SetReadDeadline(time.Now().Add(s.mx.cfg.DataTimeout))
+	if mc, ok := conn.(*mxConn); ok { // plaintext; TLS reads whole records already
+		mc.setReadAhead(true)
+		defer mc.setReadAhead(false)
+	}
 	bp := mxGetBuffer()
 	defer mxPutBuffer(bp)
 	buf, err := mxReadData(*bp, r)
