@@ -94,6 +94,7 @@ type MX struct {
 	frontEnd
 	domains map[string]bool
 	keys    *mxKeyCache
+	dir     *mxDirCache
 	limiter *mxLimiter
 }
 
@@ -109,6 +110,7 @@ func NewMX(cfg MXConfig, st store.Store, log *slog.Logger) *MX {
 		log:     log,
 		domains: map[string]bool{},
 		keys:    newMXKeyCache(time.Minute, 4096),
+		dir:     newMXDirCache(5*time.Second, 65536),
 		limiter: newMXLimiter(cfg.ConnsPerSource, cfg.CommandsPerMinute, cfg.Now),
 	}
 	for _, d := range cfg.Domains {

@@ -88,22 +88,22 @@ func (s *mxSession) Rcpt(to string, _ *smtp.RcptOptions) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	acct, err := s.mx.st.LookupAddress(ctx, addr)
-	if errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAccountNotFound) {
+	now := s.mx.cfg.Now()
+	acct, err := s.mx.dir.lookup(ctx, s.mx.st, addr, now)
+	switch {
+	case errors.Is(err, store.ErrNotFound) || errors.Is(err, store.ErrAccountNotFound):
 		return replyNoUser
-	}
-	if err != nil {
+	case errors.Is(err, errMailboxFull):
+		return replyMailboxFull
+	case err != nil:
 		s.mx.log.Warn("mx: address lookup failed", "err", err)
 		return replyTempFail
 	}
 	// Fetch the key now so a recipient we cannot seal for is refused before
 	// the sender transfers the message.
-	if _, err := s.mx.keys.get(ctx, s.mx.st, acct, s.mx.cfg.Now()); err != nil {
+	if _, err := s.mx.keys.get(ctx, s.mx.st, acct, now); err != nil {
 		s.mx.log.Warn("mx: recipient key unavailable", "err", err)
 		return replyNoKey
-	}
-	if a, err := s.mx.st.GetAccount(ctx, acct); err == nil && a.QuotaBytes > 0 && a.UsedBytes >= a.QuotaBytes {
-		return replyMailboxFull
 	}
 	s.rcpts = append(s.rcpts, mxRcpt{addr: addr, acct: acct})
 	return nil
